@@ -1,0 +1,4 @@
+import sys
+from mpesa_ops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""The mpesa-ops command line. Exit status: 0 success, 1 the work failed (one line on
+stderr naming the cause and what to do), 2 wrong usage."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+from pathlib import Path
+
+import orjson
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEMO_DIR = "mpesa-ops-demo"
+
+
+class Failure(Exception):
+    """The work failed; the message is the one line the user sees."""
+
+
+def _print_json(value) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _store(db: str | None):
+    from mpesa_ops.ingest.db import StoreError, open_store
+
+    try:
+        return open_store(db)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+
+
+# --- simulate ---
+
+def cmd_simulate(args) -> int:
+    from mpesa_ops.ingest.simulate import simulate
+
+    try:
+        result = simulate(Path(args.out), days=args.days, seed=args.seed, per_day=args.per_day,
+                          start=args.start, gzip=args.gzip)
+    except ValueError as exc:
+        raise Failure(f"simulate: {exc}") from None
+    except OSError as exc:
+        raise Failure(f"simulate: cannot write to {args.out}: {exc.strerror or exc}") from None
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"wrote {result['transactions']:,} payment requests ({result['transaction_rows']:,} log rows), "
+              f"{result['callbacks']:,} callbacks, {result['deliveries']:,} webhook deliveries and "
+              f"{result['incidents']} injected incidents to {args.out}")
+    return EXIT_OK
+
+
+# --- ingest ---
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def cmd_ingest(args) -> int:
+    from mpesa_ops.ingest.run import ingest_paths
+
+    engine = _store(args.db)
+    try:
+        report = ingest_paths(engine, args.paths, progress=not args.json and sys.stderr.isatty())
+    except Exception as exc:
+        from mpesa_ops.ingest.db import redact
+
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+        raise Failure(f"ingest stopped: the store at {redact(str(engine.url))} failed: "
+                      f"{reason[0] if reason else type(exc).__name__}. Rows committed before it are kept; "
+                      "run the same command again to finish.") from None
+    for path in report.missing:
+        print(f"mpesa-ops ingest: {path}: no such file or folder", file=sys.stderr)
+    if not report.files:
+        if report.missing:
+            raise Failure(f"nothing to read: {', '.join(report.missing)} not found")
+        raise Failure("nothing to read: no .json, .jsonl, .ndjson or .csv files (optionally .gz) in "
+                      + ", ".join(args.paths))
+    c = report.counts
+    if args.json:
+        _print_json({k: getattr(c, k) for k in ("read", "loaded", "updated", "duplicates", "rejected")})
+        return EXIT_OK
+    print(f"read {_plural(c.read, 'record')} from {_plural(len(report.files), 'file')}"
+          + (f" ({_plural(len(report.skipped), 'other file')} skipped: not a log file)" if report.skipped else ""))
+    print(f"  loaded      {c.loaded:>10,}  new payments, events and deliveries")
+    print(f"  updated     {c.updated:>10,}  stored payments or deliveries changed by a newer state")
+    print(f"  duplicates  {c.duplicates:>10,}  already stored, or older than what is stored")
+    print(f"  rejected    {c.rejected:>10,}" + ("  kept with their reasons: mpesa-ops summary" if c.rejected else ""))
+    for path in report.empty:
+        print(f"note: {path} holds no records (empty file)")
+    return EXIT_OK
+
+
+# --- summary ---
+
+def cmd_summary(args) -> int:
+    from mpesa_ops.ingest.summary import summary
+
+    engine = _store(args.db)
+    s = summary(engine)
+    if args.json:
+        _print_json(s)
+        return EXIT_OK
+    print_summary(s)
+    return EXIT_OK
+
+
+def print_summary(s: dict) -> None:
+    from mpesa_ops import catalogue
+
+    print(f"payments: {s['transactions']:,}" + (f"  ({s['conflicting_results']:,} with conflicting results)"
+                                               if s["conflicting_results"] else ""))
+    for status, n in s["by_status"].items():
+        kes = s["amount_kes_by_status"].get(status, 0)
+        print(f"  {status:<10} {n:>10,}   KES {kes:>16,.2f}")
+    if s["by_result_code"]:
+        print("by M-Pesa result code:")
+        for code, n in s["by_result_code"].items():
+            print(f"  {code:<12} {n:>10,}   {catalogue.lookup(code).title}")
+    if s["by_error_code"]:
+        print("by gateway or Daraja error:")
+        for code, n in s["by_error_code"].items():
+            info = catalogue.lookup(code)
+            http = f"HTTP {info.http_status}" if info.http_status else ""
+            print(f"  {code:<20} {n:>8,}   {http:<8} {info.title}")
+    print(f"webhook deliveries: {s['deliveries']:,}")
+    for err, n in s["deliveries_by_error"].items():
+        print(f"  {err:<20} {n:>8,}")
+    print(f"rejected records: {s['rejected']:,}")
+    for reason, n in s["rejected_by_reason"].items():
+        print(f"  {reason:<30} {n:>8,}")
+
+
+# --- demo ---
+
+def cmd_demo(args) -> int:
+    from mpesa_ops.ingest.db import StoreError, open_store
+    from mpesa_ops.ingest.run import ingest_paths
+    from mpesa_ops.ingest.simulate import simulate
+    from mpesa_ops.ingest.summary import summary
+
+    folder = Path(args.dir)
+    logs = folder / "logs"
+    db = args.db or f"sqlite:///{folder / 'demo.db'}"
+    if args.db is None:  # the demo store is rebuilt each time, so it always matches today's logs
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{folder / 'demo.db'}{suffix}").unlink(missing_ok=True)
+    if logs.exists():
+        shutil.rmtree(logs)
+    start = dt.date.today() - dt.timedelta(days=args.days - 1)
+    print(f"simulating {args.days} days of payments ending today into {logs} …", file=sys.stderr)
+    simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start)
+    try:
+        engine = open_store(db)
+    except StoreError as exc:
+        raise Failure(str(exc)) from None
+    print("loading them into the store …", file=sys.stderr)
+    report = ingest_paths(engine, [str(logs)], progress=sys.stderr.isatty(), command="demo")
+    c = report.counts
+    print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
+          f"rejected {c.rejected:,}")
+    print_summary(summary(engine))
+    print(f"\nthe demo store is {db}; explore it with: mpesa-ops summary --db {db}")
+    return EXIT_OK
+
+
+# --- parser ---
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mpesa_ops.ingest.simulate import DEFAULT_START
+
+    p = argparse.ArgumentParser(prog="mpesa-ops", description="Operations monitoring for M-Pesa STK Push collections.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    db_help = "database URL (default: $MPESA_OPS_DB, else sqlite file mpesa-ops.db here)"
+
+    s = sub.add_parser("simulate", help="write realistic demo logs and incidents.json (the injected ground truth)")
+    s.add_argument("--days", type=_positive_int, required=True, help="how many days of traffic")
+    s.add_argument("--seed", type=int, required=True, help="random seed: the same seed gives the same bytes")
+    s.add_argument("--out", required=True, help="folder to write the logs into")
+    s.add_argument("--per-day", type=_positive_int, default=2000, help="average payment requests a day (default 2000)")
+    s.add_argument("--start", type=_date, default=DEFAULT_START,
+                   help=f"first day, Nairobi date (default {DEFAULT_START.isoformat()})")
+    s.add_argument("--gzip", action="store_true", help="gzip the log files")
+    s.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    s.set_defaults(func=cmd_simulate)
+
+    i = sub.add_parser("ingest", help="load log files or folders into the store")
+    i.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.json, .jsonl, .ndjson, .csv, .gz)")
+    i.add_argument("--db", help=db_help)
+    i.add_argument("--json", action="store_true", help="print one JSON object: read, loaded, updated, duplicates, rejected")
+    i.set_defaults(func=cmd_ingest)
+
+    m = sub.add_parser("summary", help="totals by status, result code, error code, deliveries and rejects")
+    m.add_argument("--db", help=db_help)
+    m.add_argument("--json", action="store_true", help="print one JSON object")
+    m.set_defaults(func=cmd_summary)
+
+    d = sub.add_parser("demo", help="simulate, load and summarise demo data in one go")
+    d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
+    d.add_argument("--dir", default=DEMO_DIR, help=f"folder for the demo logs and store (default {DEMO_DIR})")
+    d.add_argument("--days", type=_positive_int, default=35, help="days of traffic ending today (default 35)")
+    d.add_argument("--per-day", type=_positive_int, default=2000, help="payment requests a day (default 2000)")
+    d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except Failure as exc:
+        print(f"mpesa-ops {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"mpesa-ops {args.command}: interrupted; what was committed is kept, run it again to finish",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,514 @@
+"""The loader: normalised records into the store, exactly once.
+
+A batch is one database transaction. Before writing, the loader reads the current
+state of every payment, event and delivery the batch names, applies the batch's
+records to that state in order (so where batches are cut never changes the
+outcome), then writes the changed rows, the new events and rejects, and the rollup
+deltas (new contribution minus old) in that same transaction.
+
+Every record read lands in exactly one count: loaded (a new row or event),
+updated (it changed a stored payment or delivery), duplicate (nothing new, or an
+older state than the stored one), rejected (kept with its reason).
+
+Which state wins: a final state (success, failed, rejected) is never replaced by a
+pending one; otherwise the newer time wins. A different final result for a payment
+that already had one sets `conflicting_results` and keeps both events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, fields as dc_fields
+from datetime import datetime, timezone
+from typing import Iterable, Iterator
+
+import orjson
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mpesa_ops.ingest import fields as F
+from mpesa_ops.ingest.normalise import Delivery, Event, Normalised, Rejected, Txn
+from mpesa_ops.ingest.schema import (delivery_rollup_minute, load_runs, rejected_records, result_events,
+                                     transactions, txn_rollup_minute, webhook_deliveries)
+
+BATCH_SIZE = 5000
+FINAL = frozenset(("success", "failed", "rejected"))
+_IN_CHUNK = 900  # bound parameters per IN (...) list, under SQLite's limits
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    loaded: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+    def add(self, other: "Counts") -> None:
+        for f in dc_fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def balanced(self) -> bool:
+        return self.read == self.loaded + self.updated + self.duplicates + self.rejected
+
+
+@dataclass(slots=True)
+class Item:
+    """One record read: where it came from and what it normalised to."""
+
+    source: str
+    line: int | None
+    record: Normalised
+    raw: bytes | str | None = None  # kept for rejects
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _hash(*values) -> str:
+    return hashlib.blake2b(orjson.dumps(values, default=str), digest_size=16).hexdigest()
+
+
+def _json(value) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
+
+
+def outcome_of(status: str, result_code: str | None, error_code: str | None, http_status: int | None = None) -> str:
+    """The code a payment counts under in rollups and detection."""
+    if status == "success":
+        return "0"
+    if status == "pending":
+        return "pending"
+    if status == "failed":
+        return result_code or error_code or "unknown"
+    return error_code or (f"HTTP {http_status}" if http_status else "unknown")
+
+
+def _minute(dt: datetime) -> datetime:
+    return dt.replace(second=0, microsecond=0)
+
+
+def _txn_contribution(row: dict) -> tuple:
+    return (_minute(row["created_at"]), row["shortcode"] or "", row["status"], row["outcome"])
+
+
+def _delivery_outcome(row: dict) -> str:
+    if row["error"]:
+        return row["error"]
+    code = row["status_code"]
+    return "delivered" if code is None or 200 <= code < 300 else "http_error"
+
+
+def _delivery_contribution(row: dict) -> tuple:
+    return (_minute(row["sent_at"]), (row["url"] or "")[:500], _delivery_outcome(row))
+
+
+TXN_COLUMNS = [c.name for c in transactions.columns]
+DELIVERY_COLUMNS = [c.name for c in webhook_deliveries.columns]
+_FILLABLE = ("shortcode", "link_id", "msisdn", "amount_cents", "account_reference", "http_status",
+             "merchant_request_id", "checkout_request_id", "mpesa_receipt", "completed_at", "result_desc", "extra")
+_PROVENANCE = ("load_run_id", "source", "source_line")
+
+
+def _same_state(a: dict, b: dict) -> bool:
+    """Equal but for where the row was last read from."""
+    return all(a[c] == b[c] for c in TXN_COLUMNS if c not in _PROVENANCE)
+
+
+def _rank(status: str) -> int:
+    return 1 if status in FINAL else 0
+
+
+def _supersedes(new_status: str, new_time: datetime, cur: dict) -> bool:
+    """Whether a state (status at time) replaces the current one."""
+    if _rank(new_status) != _rank(cur["status"]):
+        return _rank(new_status) > _rank(cur["status"])
+    return new_time >= cur["updated_at"]
+
+
+class _Batch:
+    """The in-memory state of everything one batch touches, and what it will write."""
+
+    def __init__(self, conn: Connection, items: list[Item], run_id: int):
+        self.conn, self.items, self.run_id = conn, items, run_id
+        self.counts = Counts()
+        self.txns: dict[str, dict] = {}
+        self.txn_before: dict[str, tuple] = {}  # id -> rollup contribution stored before this batch
+        self.txn_amount_before: dict[str, int] = {}
+        self.by_checkout: dict[str, str] = {}
+        self.touched: set[str] = set()
+        self.deleted: set[str] = set()
+        self.moved: dict[str, str] = {}  # events of payment old id now belong to new id
+        self.event_keys: set[str] = set()
+        self.new_events: list[dict] = []
+        self.deliveries: dict[str, dict] = {}
+        self.delivery_before: dict[str, dict] = {}
+        self.touched_deliveries: set[str] = set()
+        self.rejects: list[dict] = []
+
+    # --- reading the state the batch needs ---
+
+    def _select_in(self, table, column, keys, columns=None, lock=False):
+        keys = list(keys)
+        cols = columns if columns is not None else list(table.columns)
+        for i in range(0, len(keys), _IN_CHUNK):
+            stmt = select(*cols).where(column.in_(keys[i:i + _IN_CHUNK]))
+            if lock and self.conn.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            yield from self.conn.execute(stmt).mappings()
+
+    def prefetch(self) -> None:
+        ids, checkouts, event_keys, delivery_ids = set(), set(), set(), set()
+        for item in self.items:
+            r = item.record
+            if isinstance(r, Txn):
+                ids.add(r.id)
+                if r.checkout_request_id:
+                    checkouts.add(r.checkout_request_id)
+            elif isinstance(r, Event):
+                event_keys.add(r.key)
+                if r.checkout_request_id:
+                    checkouts.add(r.checkout_request_id)
+                    ids.add(r.checkout_request_id)
+                if r.request_id:
+                    ids.add(r.request_id)
+            elif isinstance(r, Delivery):
+                delivery_ids.add(r.id)
+        seen = set()
+        rows = list(self._select_in(transactions, transactions.c.id, ids, lock=True))
+        if checkouts:
+            rows += self._select_in(transactions, transactions.c.checkout_request_id, checkouts, lock=True)
+        for row in rows:
+            if row["id"] in seen:
+                continue
+            seen.add(row["id"])
+            row = dict(row)
+            self.txns[row["id"]] = row
+            self.txn_before[row["id"]] = _txn_contribution(row)
+            self.txn_amount_before[row["id"]] = row["amount_cents"] or 0
+            if row["checkout_request_id"]:
+                self.by_checkout.setdefault(row["checkout_request_id"], row["id"])
+        if event_keys:
+            self.event_keys = {r["key"] for r in self._select_in(result_events, result_events.c.key, event_keys,
+                                                                 [result_events.c.key])}
+        for row in self._select_in(webhook_deliveries, webhook_deliveries.c.id, delivery_ids):
+            row = dict(row)
+            self.deliveries[row["id"]] = row
+            self.delivery_before[row["id"]] = row
+
+    # --- applying records in order ---
+
+    def apply(self) -> None:
+        for item in self.items:
+            self.counts.read += 1
+            r = item.record
+            if isinstance(r, Txn):
+                self._apply_txn(r, item)
+            elif isinstance(r, Event):
+                self._apply_event(r, item)
+            elif isinstance(r, Delivery):
+                self._apply_delivery(r, item)
+            else:
+                self._reject(r, item)
+
+    def _reject(self, r: Rejected, item: Item) -> None:
+        from mpesa_ops.ingest.readers import raw_text
+
+        self.counts.rejected += 1
+        raw = raw_text(item.raw if item.raw is not None else "")
+        self.rejects.append({
+            "key": _hash(item.source, item.line, raw)[:32],
+            "load_run_id": self.run_id,
+            "source": item.source,
+            "line": item.line,
+            "field": r.field,
+            "reason_code": r.code,
+            "reason": r.reason,
+            "raw": raw,
+            "rejected_at": now_utc(),
+        })
+
+    def _row_from_txn(self, t: Txn, item: Item) -> dict:
+        row = {
+            "id": t.id, "origin": "log", "created_at": t.created_at, "updated_at": t.updated_at,
+            "completed_at": t.completed_at, "status": t.status,
+            "outcome": outcome_of(t.status, t.result_code, t.error_code, t.http_status),
+            "shortcode": t.shortcode, "link_id": t.link_id, "msisdn": t.msisdn, "amount_cents": t.amount_cents,
+            "account_reference": t.account_reference, "http_status": t.http_status, "error_code": t.error_code,
+            "merchant_request_id": t.merchant_request_id, "checkout_request_id": t.checkout_request_id,
+            "result_code": t.result_code, "result_desc": t.result_desc, "mpesa_receipt": t.mpesa_receipt,
+            "conflicting_results": False, "extra": _json(t.extra),
+            "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
+        }
+        row["record_hash"] = _hash(*(row[c] for c in TXN_COLUMNS if c not in _PROVENANCE
+                                     and c not in ("record_hash", "conflicting_results")))
+        return row
+
+    def _apply_txn(self, t: Txn, item: Item) -> None:
+        new = self._row_from_txn(t, item)
+        cur = self.txns.get(t.id)
+        if cur is None and t.checkout_request_id:
+            orphan_id = self.by_checkout.get(t.checkout_request_id)
+            if orphan_id is not None and self.txns[orphan_id]["origin"] != "log":
+                # A result arrived before its request row: the request row takes it over.
+                cur = self.txns.pop(orphan_id)
+                self.deleted.add(orphan_id)
+                self.touched.discard(orphan_id)
+                self.moved[orphan_id] = t.id
+                for old, target in self.moved.items():
+                    if target == orphan_id:
+                        self.moved[old] = t.id
+                merged = self._merge(new, cur)
+                merged.update(origin="log", **{c: new[c] for c in _PROVENANCE})
+                self._store_txn(merged)
+                self.counts.loaded += 1
+                return
+        if cur is None:
+            self._store_txn(new)
+            self.counts.loaded += 1
+            return
+        if cur["record_hash"] == new["record_hash"]:
+            self.counts.duplicates += 1
+            return
+        merged = self._merge(new, cur)
+        if _same_state(merged, cur):
+            self.counts.duplicates += 1
+            return
+        self._store_txn(merged)
+        self.counts.updated += 1
+
+    def _merge(self, new: dict, cur: dict) -> dict:
+        """The state after `new` meets `cur`: the superseding one decides; the other fills gaps."""
+        conflict = cur["conflicting_results"] or (
+            cur["status"] in FINAL and new["status"] in FINAL and cur["outcome"] != new["outcome"])
+        if _supersedes(new["status"], new["updated_at"], cur):
+            winner, other = dict(new), cur
+        else:
+            winner, other = dict(cur), new
+        for col in _FILLABLE:
+            if winner[col] is None and other[col] is not None:
+                winner[col] = other[col]
+        # The request row's time is the gateway's own; an event's is a best guess.
+        if new["origin"] == "log":
+            winner["created_at"] = new["created_at"]
+        elif cur["origin"] != "log":
+            winner["created_at"] = min(cur["created_at"], new["created_at"])
+        else:
+            winner["created_at"] = cur["created_at"]
+        winner["updated_at"] = max(cur["updated_at"], new["updated_at"])
+        winner["conflicting_results"] = conflict
+        winner["id"] = new["id"] if new["origin"] == "log" else cur["id"]
+        return winner
+
+    def _store_txn(self, row: dict) -> None:
+        self.txns[row["id"]] = row
+        self.touched.add(row["id"])
+        if row["checkout_request_id"]:
+            self.by_checkout[row["checkout_request_id"]] = row["id"]
+
+    def _apply_event(self, e: Event, item: Item) -> None:
+        if e.key in self.event_keys:
+            self.counts.duplicates += 1
+            return
+        self.event_keys.add(e.key)
+        target = self.by_checkout.get(e.checkout_request_id) if e.checkout_request_id else None
+        if target is None:
+            target = e.checkout_request_id or e.request_id
+        cur = self.txns.get(target)
+        new = self._row_from_event(e, target, item)
+        if cur is None:
+            self._store_txn(new)
+            self.counts.loaded += 1
+        else:
+            merged = self._merge(new, cur)
+            merged["id"] = cur["id"]
+            merged["origin"] = cur["origin"]
+            if merged["origin"] == "log":  # the request row keeps its own source; the event has its own
+                merged.update(load_run_id=cur["load_run_id"], source=cur["source"], source_line=cur["source_line"])
+            self._store_txn(merged)
+            self.counts.updated += 1
+        self.new_events.append({
+            "key": e.key, "transaction_id": target, "kind": e.kind, "status": e.status, "code": e.code,
+            "description": e.description, "time": e.time, "time_source": e.time_source,
+            "checkout_request_id": e.checkout_request_id, "merchant_request_id": e.merchant_request_id,
+            "request_id": e.request_id, "shortcode": e.shortcode, "amount_cents": e.amount_cents,
+            "mpesa_receipt": e.mpesa_receipt, "msisdn": e.msisdn, "transaction_date": e.transaction_date,
+            "raw": _json(e.raw), "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
+        })
+
+    def _row_from_event(self, e: Event, txn_id: str, item: Item) -> dict:
+        """The payment as this one event tells it (used alone, or merged into the stored state)."""
+        created = F.checkout_request_time(e.checkout_request_id) or e.time or now_utc()
+        when = e.time or created
+        is_error = e.kind in ("init_error", "query_error")
+        result_code = None if is_error or e.status == "pending" else e.code
+        error_code = e.code if is_error and e.status != "pending" else None
+        http_status = int(e.code[:3]) if error_code and e.code[:3].isdigit() else None
+        row = {
+            "id": txn_id, "origin": "daraja" if e.kind == "init_error" else "callback",
+            "created_at": created, "updated_at": when,
+            "completed_at": when if e.status in FINAL else None, "status": e.status,
+            "outcome": outcome_of(e.status, result_code, error_code, http_status),
+            "shortcode": e.shortcode, "link_id": None, "msisdn": e.msisdn, "amount_cents": e.amount_cents,
+            "account_reference": None, "http_status": http_status, "error_code": error_code,
+            "merchant_request_id": e.merchant_request_id, "checkout_request_id": e.checkout_request_id,
+            "result_code": result_code, "result_desc": e.description, "mpesa_receipt": e.mpesa_receipt,
+            "conflicting_results": False, "extra": None,
+            "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
+        }
+        row["record_hash"] = _hash("event", e.key)
+        return row
+
+    def _apply_delivery(self, d: Delivery, item: Item) -> None:
+        row = {f.name: getattr(d, f.name) for f in dc_fields(d)}
+        row["headers"] = _json(d.headers)
+        row["extra"] = _json(d.extra)
+        row["record_hash"] = _hash(*(row[c] for c in DELIVERY_COLUMNS if c in row))
+        row.update(load_run_id=self.run_id, source=item.source, source_line=item.line)
+        cur = self.deliveries.get(d.id)
+        if cur is not None and cur["record_hash"] == row["record_hash"]:
+            self.counts.duplicates += 1
+            return
+        if cur is None:
+            self.counts.loaded += 1
+        else:
+            self.counts.updated += 1
+        self.deliveries[d.id] = row
+        self.touched_deliveries.add(d.id)
+
+    # --- writing ---
+
+    def write(self) -> None:
+        conn = self.conn
+        dialect = conn.dialect.name
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        if self.deleted:
+            ids = list(self.deleted)
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(delete(transactions).where(transactions.c.id.in_(ids[i:i + _IN_CHUNK])))
+        for old, new in self.moved.items():
+            conn.execute(update(result_events).where(result_events.c.transaction_id == old)
+                         .values(transaction_id=new))
+        for event in self.new_events:  # events read earlier in this batch follow their payment's new id
+            event["transaction_id"] = self.moved.get(event["transaction_id"], event["transaction_id"])
+        rows = [self.txns[i] for i in self.touched]
+        if rows:
+            stmt = ins(transactions)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[transactions.c.id],
+                set_={c: stmt.excluded[c] for c in TXN_COLUMNS if c != "id"},
+                where=transactions.c.updated_at <= stmt.excluded.updated_at,
+            )
+            conn.execute(stmt, rows)
+        if self.new_events:
+            conn.execute(ins(result_events).on_conflict_do_nothing(index_elements=["key"]), self.new_events)
+        if self.touched_deliveries:
+            stmt = ins(webhook_deliveries)
+            stmt = stmt.on_conflict_do_update(index_elements=[webhook_deliveries.c.id],
+                                              set_={c: stmt.excluded[c] for c in DELIVERY_COLUMNS if c != "id"})
+            conn.execute(stmt, [self.deliveries[i] for i in self.touched_deliveries])
+        if self.rejects:
+            conn.execute(ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]), self.rejects)
+        self._write_rollups(ins)
+
+    def _write_rollups(self, ins) -> None:
+        deltas: dict[tuple, list[int]] = {}
+
+        def bump(key, n, amount):
+            d = deltas.setdefault(key, [0, 0])
+            d[0] += n
+            d[1] += amount
+
+        for tid in self.touched | self.deleted:
+            if tid in self.txn_before:
+                bump(self.txn_before[tid], -1, -self.txn_amount_before[tid])
+            if tid in self.touched:
+                row = self.txns[tid]
+                bump(_txn_contribution(row), 1, row["amount_cents"] or 0)
+        rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n, "amount_cents": a}
+                for k, (n, a) in deltas.items() if n or a]
+        if rows:
+            stmt = ins(txn_rollup_minute)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["bucket", "shortcode", "status", "outcome"],
+                set_={"attempts": txn_rollup_minute.c.attempts + stmt.excluded.attempts,
+                      "amount_cents": txn_rollup_minute.c.amount_cents + stmt.excluded.amount_cents})
+            self.conn.execute(stmt, rows)
+            if any(r["attempts"] < 0 for r in rows):
+                self.conn.execute(delete(txn_rollup_minute).where(txn_rollup_minute.c.attempts <= 0))
+
+        ddeltas: dict[tuple, list] = {}
+        for did in self.touched_deliveries:
+            for row, sign in ((self.delivery_before.get(did), -1), (self.deliveries[did], 1)):
+                if row is None:
+                    continue
+                d = ddeltas.setdefault(_delivery_contribution(row), [0, 0, 0.0])
+                d[0] += sign
+                d[1] += sign * (1 if (row["attempt"] or 1) > 1 else 0)
+                d[2] += sign * (row["latency_ms"] or 0.0)
+        drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r, "latency_ms_sum": lat}
+                 for k, (n, r, lat) in ddeltas.items() if n or r or lat]
+        if drows:
+            stmt = ins(delivery_rollup_minute)
+            t = delivery_rollup_minute.c
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["bucket", "url", "outcome"],
+                set_={"deliveries": t.deliveries + stmt.excluded.deliveries,
+                      "retries": t.retries + stmt.excluded.retries,
+                      "latency_ms_sum": t.latency_ms_sum + stmt.excluded.latency_ms_sum})
+            self.conn.execute(stmt, drows)
+            if any(r["deliveries"] < 0 for r in drows):
+                self.conn.execute(delete(delivery_rollup_minute).where(delivery_rollup_minute.c.deliveries <= 0))
+
+
+class Loader:
+    """Loads items in batches under one load run; `counts` is the running total."""
+
+    def __init__(self, engine: Engine, command: str, sources: str, batch_size: int = BATCH_SIZE):
+        self.engine, self.batch_size = engine, batch_size
+        self.counts = Counts()
+        with engine.begin() as conn:
+            self.run_id = conn.execute(insert(load_runs).values(
+                command=command, sources=sources[:10_000], started_at=now_utc(), status="running",
+                read=0, loaded=0, updated=0, duplicates=0, rejected=0)).inserted_primary_key[0]
+
+    def load_batch(self, items: list[Item], extra_writes=None) -> Counts:
+        """One database transaction: the items, the run's counts, and `extra_writes(conn)`
+        (the pull saves its cursor there, so it commits with the rows it covers)."""
+        with self.engine.begin() as conn:
+            batch = _Batch(conn, items, self.run_id)
+            batch.prefetch()
+            batch.apply()
+            batch.write()
+            total = Counts(**self.counts.as_dict())
+            total.add(batch.counts)
+            conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(**total.as_dict()))
+            if extra_writes is not None:
+                extra_writes(conn)
+        self.counts = total
+        return batch.counts
+
+    def load(self, items: Iterable[Item]) -> Counts:
+        for chunk in chunked(items, self.batch_size):
+            self.load_batch(chunk)
+        return self.counts
+
+    def finish(self, status: str = "ok", message: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(
+                status=status, finished_at=now_utc(), message=message, **self.counts.as_dict()))
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

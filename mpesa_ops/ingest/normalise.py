@@ -1,0 +1,488 @@
+"""Pure normalisation: one raw record (a dict from JSON or CSV) in, one typed record out.
+
+The format is recognised per record, so a file may mix them:
+  A  transaction log rows                          -> Txn
+  B  STK callbacks (bare or wrapped), status-query
+     answers, initiation answers, Daraja errors     -> Event
+  C  webhook delivery attempts                      -> Delivery
+Anything that cannot be stored becomes a Rejected naming the field and the reason.
+Unknown fields are kept in `extra`, never a reason to reject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from mpesa_ops import catalogue
+from mpesa_ops.ingest import fields as F
+
+TXN_STATUSES = ("pending", "success", "failed", "rejected")
+
+
+@dataclass(slots=True)
+class Txn:
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    shortcode: str | None = None
+    link_id: str | None = None
+    msisdn: str | None = None
+    amount_cents: int | None = None
+    account_reference: str | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    merchant_request_id: str | None = None
+    checkout_request_id: str | None = None
+    result_code: str | None = None
+    result_desc: str | None = None
+    mpesa_receipt: str | None = None
+    completed_at: datetime | None = None
+    extra: dict | None = None
+
+
+@dataclass(slots=True)
+class Event:
+    """A result that reached a payment: a callback, a status-query answer, an
+    initiation answer or a Daraja error. `time` is when it happened as best known;
+    `time_source` says where that came from."""
+
+    key: str
+    kind: str  # callback | query | query_error | init_response | init_error
+    status: str  # what it says of the payment: pending | success | failed | rejected
+    checkout_request_id: str | None
+    merchant_request_id: str | None
+    code: str | None  # ResultCode, or the Daraja errorCode
+    description: str | None
+    time: datetime | None
+    time_source: str | None  # received_at | transaction_date | checkout_id | None
+    shortcode: str | None = None
+    amount_cents: int | None = None
+    mpesa_receipt: str | None = None
+    msisdn: str | None = None
+    transaction_date: datetime | None = None
+    request_id: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: str
+    sent_at: datetime
+    event_id: str | None = None
+    transaction_id: str | None = None
+    event_type: str | None = None
+    url: str | None = None
+    attempt: int | None = None
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    signature: str | None = None
+    signature_timestamp: str | None = None
+    headers: dict | None = None
+    payload: str | None = None
+    response_body: str | None = None
+    extra: dict | None = None
+
+
+@dataclass(slots=True)
+class Rejected:
+    reason: str  # what was wrong, in words, with the offending value
+    field: str | None = None
+    code: str = "invalid_field"  # stable reason class: invalid_field, missing_field, invalid_json, truncated, ...
+
+
+Normalised = Txn | Event | Delivery | Rejected
+
+
+# Canonical field -> accepted names (compared case-insensitively).
+TXN_FIELDS = {
+    "id": ("id", "transaction_id", "txn_id"),
+    "created_at": ("created_at", "timestamp", "requested_at"),
+    "updated_at": ("updated_at",),
+    "shortcode": ("shortcode", "business_shortcode", "paybill", "till"),
+    "link_id": ("link_id", "linkid"),
+    "msisdn": ("msisdn", "phone", "phone_number"),
+    "amount": ("amount",),
+    "account_reference": ("account_reference",),
+    "status": ("status",),
+    "http_status": ("http_status",),
+    "error_code": ("error_code", "api_error"),
+    "merchant_request_id": ("merchant_request_id", "merchantrequestid"),
+    "checkout_request_id": ("checkout_request_id", "checkoutrequestid"),
+    "result_code": ("result_code", "resultcode"),
+    "result_desc": ("result_desc", "resultdesc"),
+    "mpesa_receipt": ("mpesa_receipt", "mpesareceiptnumber", "receipt"),
+    "completed_at": ("completed_at",),
+}
+DELIVERY_FIELDS = {
+    "id": ("id", "delivery_id"),
+    "event_id": ("event_id",),
+    "transaction_id": ("transaction_id",),
+    "event_type": ("event_type", "type"),
+    "url": ("url", "endpoint"),
+    "attempt": ("attempt",),
+    "sent_at": ("sent_at", "timestamp"),
+    "status_code": ("status_code", "response_status"),
+    "latency_ms": ("latency_ms",),
+    "error": ("error",),
+    "signature": ("signature", "signature_header", "x_signature"),
+    "signature_timestamp": ("signature_timestamp", "x_timestamp"),
+    "headers": ("headers",),
+    "payload": ("payload", "body", "raw_body"),
+    "response_body": ("response_body",),
+}
+DELIVERY_ERRORS = ("timeout", "connection_error", "tls_error", "invalid_signature", "http_error")
+
+# Keys that only one of A and C has; the larger overlap decides between them.
+_TXN_ONLY = {"created_at", "requested_at", "updated_at", "shortcode", "business_shortcode", "paybill", "till",
+             "link_id", "linkid", "msisdn", "phone", "phone_number", "amount", "account_reference", "status",
+             "http_status", "error_code", "api_error", "merchant_request_id", "merchantrequestid",
+             "checkout_request_id", "checkoutrequestid", "result_code", "resultcode", "result_desc", "resultdesc",
+             "mpesa_receipt", "mpesareceiptnumber", "receipt", "completed_at", "txn_id"}
+_DELIVERY_ONLY = {"delivery_id", "event_id", "event_type", "type", "url", "endpoint", "attempt", "sent_at",
+                  "status_code", "response_status", "latency_ms", "error", "signature", "signature_header",
+                  "x_signature", "signature_timestamp", "x_timestamp", "headers", "payload", "raw_body",
+                  "response_body"}
+
+
+def _pick(lower: dict, names: tuple[str, ...]):
+    """(value, original key) of the first alias present with a value."""
+    for name in names:
+        if name in lower:
+            key, value = lower[name]
+            if value is not None and value != "":
+                return value, key
+    return None, None
+
+
+def _map_fields(record: dict, spec: dict) -> tuple[dict, dict | None]:
+    lower = {k.lower() if isinstance(k, str) else str(k): (k, v) for k, v in record.items()}
+    out, used = {}, set()
+    for canonical, names in spec.items():
+        value, key = _pick(lower, names)
+        out[canonical] = value
+        for name in names:
+            if name in lower:
+                used.add(lower[name][0])
+    extra = {k: v for k, v in record.items() if k not in used}
+    return out, (extra or None)
+
+
+def _required(value, field: str):
+    if value is None:
+        raise F.FieldError(field, "is required and missing", "missing_field")
+    return value
+
+
+def normalise_txn(record: dict) -> Txn:
+    v, extra = _map_fields(record, TXN_FIELDS)
+    txn_id = _required(F.text(v["id"], "id", 200), "id")
+    created = _required(F.timestamp(v["created_at"], "created_at"), "created_at")
+    updated = F.timestamp(v["updated_at"], "updated_at")
+    completed = F.timestamp(v["completed_at"], "completed_at")
+    status = F.text(v["status"], "status")
+    result_code = catalogue.normalise_code(v["result_code"])
+    error_code = F.text(v["error_code"], "error_code", 100)
+    if status is None:
+        status = _infer_status(result_code, error_code)
+    status = status.lower()
+    if status not in TXN_STATUSES:
+        raise F.FieldError("status", f"{v['status']!r} is not one of {', '.join(TXN_STATUSES)}")
+    refused = status == "rejected"
+    phone_raw = v["msisdn"]
+    try:
+        phone = F.msisdn(phone_raw)
+    except F.FieldError:
+        if not refused:  # a refused request may carry the very number the gateway refused
+            raise
+        phone, extra = None, {**(extra or {}), "msisdn_raw": phone_raw}
+    return Txn(
+        id=txn_id,
+        created_at=created,
+        updated_at=updated or completed or created,
+        status=status,
+        shortcode=_shortcode(v["shortcode"]),
+        link_id=F.text(v["link_id"], "link_id", 200),
+        msisdn=phone,
+        amount_cents=F.amount_cents(v["amount"], strict_range=not refused),
+        account_reference=F.text(v["account_reference"], "account_reference"),
+        http_status=F.integer(v["http_status"], "http_status"),
+        error_code=error_code.upper() if error_code and not error_code[0].isdigit() else error_code,
+        merchant_request_id=F.text(v["merchant_request_id"], "merchant_request_id", 200),
+        checkout_request_id=F.text(v["checkout_request_id"], "checkout_request_id", 200),
+        result_code=result_code,
+        result_desc=F.text(v["result_desc"], "result_desc"),
+        mpesa_receipt=F.text(v["mpesa_receipt"], "mpesa_receipt", 64),
+        completed_at=completed,
+        extra=extra,
+    )
+
+
+def _infer_status(result_code: str | None, error_code: str | None) -> str:
+    if error_code:
+        return "rejected"
+    if result_code is None or catalogue.is_pending(result_code):
+        return "pending"
+    return "success" if result_code == "0" else "failed"
+
+
+def _shortcode(value) -> str | None:
+    s = F.text(value, "shortcode", 20)
+    if s is None:
+        return None
+    if not (s.isdigit() and 5 <= len(s) <= 7):
+        raise F.FieldError("shortcode", f"{value!r} is not a 5 to 7 digit shortcode")
+    return s
+
+
+def normalise_delivery(record: dict) -> Delivery:
+    v, extra = _map_fields(record, DELIVERY_FIELDS)
+    error = F.text(v["error"], "error", 100)
+    if error is not None:
+        error = error.lower()
+    headers = v["headers"]
+    if isinstance(headers, str):
+        try:
+            headers = orjson.loads(headers)
+        except orjson.JSONDecodeError:
+            raise F.FieldError("headers", "is not a JSON object") from None
+    if headers is not None and not isinstance(headers, dict):
+        raise F.FieldError("headers", "is not an object of header names to values")
+    payload = v["payload"]
+    if payload is not None and not isinstance(payload, str):
+        payload = orjson.dumps(payload).decode()  # a log that kept the body parsed, not as raw text
+    latency = v["latency_ms"]
+    if latency is not None and latency != "":
+        try:
+            latency = float(latency)
+        except (TypeError, ValueError):
+            raise F.FieldError("latency_ms", f"expected a number, got {latency!r}") from None
+    else:
+        latency = None
+    return Delivery(
+        id=_required(F.text(v["id"], "id", 200), "id"),
+        sent_at=_required(F.timestamp(v["sent_at"], "sent_at"), "sent_at"),
+        event_id=F.text(v["event_id"], "event_id", 200),
+        transaction_id=F.text(v["transaction_id"], "transaction_id", 200),
+        event_type=F.text(v["event_type"], "event_type", 100),
+        url=F.text(v["url"], "url"),
+        attempt=F.integer(v["attempt"], "attempt"),
+        status_code=F.integer(v["status_code"], "status_code"),
+        latency_ms=latency,
+        error=error,
+        signature=F.text(v["signature"], "signature", 20000),
+        signature_timestamp=F.text(v["signature_timestamp"], "signature_timestamp", 100),
+        headers=headers,
+        payload=payload,
+        response_body=F.text(v["response_body"], "response_body", 20000),
+        extra=extra,
+    )
+
+
+# --- B: what Safaricom sent (callbacks, query answers, initiation answers, errors) ---
+
+def _event_key(*parts) -> str:
+    h = hashlib.sha256("\x1f".join("" if p is None else str(p) for p in parts).encode())
+    return h.hexdigest()[:32]
+
+
+def _metadata_items(callback: dict) -> dict:
+    meta = callback.get("CallbackMetadata") or {}
+    items = meta.get("Item") if isinstance(meta, dict) else None
+    out = {}
+    if isinstance(items, list):
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("Name"), str):
+                out[item["Name"]] = item.get("Value")
+    return out
+
+
+def _unwrap_callback(record: dict) -> tuple[dict | None, dict]:
+    """(stkCallback object or None when the body is empty, wrapper fields)."""
+    lower = {k.lower(): v for k, v in record.items() if isinstance(k, str)}
+    wrapper = {}
+    body = record
+    if "body" in lower and "stkcallback" not in lower:
+        wrapper = {"received_at": lower.get("received_at", lower.get("receivedat")), "shortcode": lower.get("shortcode")}
+        body = lower["body"]
+        if isinstance(body, str):
+            try:
+                body = orjson.loads(body) if body.strip() else {}
+            except orjson.JSONDecodeError:
+                raise F.FieldError("body", "is not JSON") from None
+        if not isinstance(body, dict):
+            raise F.FieldError("body", "is not a JSON object")
+        if not body:
+            return None, wrapper
+        blower = {k.lower(): v for k, v in body.items() if isinstance(k, str)}
+        if "body" in blower:
+            body = blower["body"]
+            if not isinstance(body, dict):
+                raise F.FieldError("Body", "is not a JSON object")
+    lower = {k.lower(): v for k, v in body.items() if isinstance(k, str)}
+    cb = lower.get("stkcallback", body)
+    if not isinstance(cb, dict):
+        raise F.FieldError("stkCallback", "is not a JSON object")
+    return (cb or None), wrapper
+
+
+def normalise_callback(record: dict) -> Event:
+    cb, wrapper = _unwrap_callback(record)
+    if cb is None:
+        raise F.FieldError("body", "the callback body is empty (an empty POST reached the callback URL)",
+                           "empty_callback")
+    checkout = _required(F.text(cb.get("CheckoutRequestID"), "CheckoutRequestID", 200), "CheckoutRequestID")
+    code = catalogue.normalise_code(cb.get("ResultCode"))
+    if code is None:
+        raise F.FieldError("ResultCode", "is required and missing", "missing_field")
+    items = _metadata_items(cb)
+    received = F.timestamp(wrapper.get("received_at"), "received_at")
+    txn_date = F.timestamp(items.get("TransactionDate"), "TransactionDate")
+    amount = F.amount_cents(items.get("Amount"), "Amount")
+    time, source = _best_time(received, txn_date, checkout)
+    shortcode = _shortcode(wrapper.get("shortcode"))
+    return Event(
+        key=_event_key("callback", checkout, code, cb.get("ResultDesc"), received, items.get("MpesaReceiptNumber")),
+        kind="callback",
+        status=_status_of(code),
+        checkout_request_id=checkout,
+        merchant_request_id=F.text(cb.get("MerchantRequestID"), "MerchantRequestID", 200),
+        code=code,
+        description=F.text(cb.get("ResultDesc"), "ResultDesc"),
+        time=time,
+        time_source=source,
+        shortcode=shortcode,
+        amount_cents=amount,
+        mpesa_receipt=F.text(items.get("MpesaReceiptNumber"), "MpesaReceiptNumber", 64),
+        msisdn=F.msisdn(items.get("PhoneNumber"), "PhoneNumber"),
+        transaction_date=txn_date,
+        raw=record,
+    )
+
+
+def _best_time(received, txn_date, checkout) -> tuple[datetime | None, str | None]:
+    if received is not None:
+        return received, "received_at"
+    if txn_date is not None:
+        return txn_date, "transaction_date"
+    t = F.checkout_request_time(checkout)
+    return (t, "checkout_id") if t is not None else (None, None)
+
+
+def _status_of(code: str) -> str:
+    if catalogue.is_pending(code):
+        return "pending"
+    return "success" if code == "0" else "failed"
+
+
+def normalise_query(record: dict) -> Event:
+    """A status-query answer (ResultCode as text) or an initiation answer (no ResultCode)."""
+    lower = {k.lower(): v for k, v in record.items() if isinstance(k, str)}
+    checkout = _required(F.text(lower.get("checkoutrequestid"), "CheckoutRequestID", 200), "CheckoutRequestID")
+    code = catalogue.normalise_code(lower.get("resultcode"))
+    received = F.timestamp(lower.get("received_at", lower.get("receivedat")), "received_at")
+    time, source = _best_time(received, None, checkout)
+    if code is None:  # initiation answer: the push went out, the result is still to come
+        response_code = catalogue.normalise_code(lower.get("responsecode"))
+        kind, status, code = "init_response", "pending" if response_code in (None, "0") else "rejected", response_code
+        desc = F.text(lower.get("responsedescription"), "ResponseDescription")
+    else:
+        kind, status = "query", _status_of(code)
+        desc = F.text(lower.get("resultdesc"), "ResultDesc")
+    return Event(
+        key=_event_key(kind, checkout, code, desc, received),
+        kind=kind,
+        status=status,
+        checkout_request_id=checkout,
+        merchant_request_id=F.text(lower.get("merchantrequestid"), "MerchantRequestID", 200),
+        code=code,
+        description=desc,
+        time=time,
+        time_source=source,
+        raw=record,
+    )
+
+
+def normalise_daraja_error(record: dict) -> Event:
+    """{"requestId", "errorCode", "errorMessage"}: an error answer to an initiation
+    (the request never became a push) or to a status query (requestId is then the
+    CheckoutRequestID; 500.001.1001 "being processed" means still pending)."""
+    lower = {k.lower(): v for k, v in record.items() if isinstance(k, str)}
+    code = _required(F.text(lower.get("errorcode"), "errorCode", 50), "errorCode")
+    message = F.text(lower.get("errormessage"), "errorMessage")
+    request_id = _required(F.text(lower.get("requestid"), "requestId", 200), "requestId")
+    received = F.timestamp(lower.get("received_at", lower.get("receivedat")), "received_at")
+    is_query = request_id.startswith("ws_CO_")
+    checkout = request_id if is_query else None
+    time, source = _best_time(received, None, checkout)
+    if is_query:
+        kind, status = "query_error", "pending" if catalogue.is_pending(code, message) else "failed"
+    else:
+        kind, status = "init_error", "rejected"
+    return Event(
+        key=_event_key(kind, request_id, code, message, received),
+        kind=kind,
+        status=status,
+        checkout_request_id=checkout,
+        merchant_request_id=None if is_query else request_id,
+        code=code,
+        description=message,
+        time=time,
+        time_source=source,
+        request_id=request_id,
+        raw=record,
+    )
+
+
+def recognise(record: dict) -> str | None:
+    """Which format a record is: "txn", "delivery", "callback", "query", "daraja_error", or None."""
+    keys = {k.lower() for k in record if isinstance(k, str)}
+    if "stkcallback" in keys:
+        return "callback"
+    body = next((record[k] for k in record if isinstance(k, str) and k.lower() == "body"), None)
+    delivery_score = len(keys & _DELIVERY_ONLY)
+    if isinstance(body, dict) or (body is not None and "body" in keys and delivery_score == 0):
+        return "callback"
+    if "errorcode" in keys and ("requestid" in keys or "errormessage" in keys):
+        return "daraja_error"
+    has_txn_id = bool(keys & {"id", "transaction_id", "txn_id"})
+    if not has_txn_id and "checkoutrequestid" in keys and ("resultcode" in keys or "responsecode" in keys):
+        return "query"
+    if not (has_txn_id or "delivery_id" in keys):
+        return None
+    txn_score = len(keys & _TXN_ONLY)
+    if delivery_score > txn_score:
+        return "delivery"
+    if txn_score:
+        return "txn"
+    return None
+
+
+_BY_FORMAT = {
+    "txn": normalise_txn,
+    "delivery": normalise_delivery,
+    "callback": normalise_callback,
+    "query": normalise_query,
+    "daraja_error": normalise_daraja_error,
+}
+
+
+def normalise(record) -> Normalised:
+    """One raw record to its typed form, or a Rejected that says which field and why."""
+    if not isinstance(record, dict):
+        return Rejected(f"expected a JSON object, got {type(record).__name__}", code="not_an_object")
+    if not record:
+        return Rejected("empty record", code="empty_record")
+    kind = recognise(record)
+    if kind is None:
+        names = ", ".join(sorted(str(k) for k in record)[:8])
+        return Rejected(f"record of no known format (fields: {names})", code="unknown_format")
+    try:
+        return _BY_FORMAT[kind](record)
+    except F.FieldError as exc:
+        return Rejected(exc.message, exc.field, exc.code)

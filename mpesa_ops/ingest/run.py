@@ -1,0 +1,110 @@
+"""Ingest files into the store: discover, read, normalise, load; report what happened."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from sqlalchemy import Engine
+
+from mpesa_ops.ingest.loader import Counts, Item, Loader
+from mpesa_ops.ingest.normalise import Rejected, normalise
+from mpesa_ops.ingest.readers import discover, read_records
+
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
+
+
+@dataclass
+class IngestReport:
+    counts: Counts
+    run_id: int | None
+    files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+
+
+def file_items(path: Path, on_record: Callable[[], None] | None = None) -> Iterator[Item]:
+    """Items of one file; a file that cannot be read to its end yields a rejected item saying so."""
+    source = str(path.resolve())
+    line = 0
+    try:
+        for rec in read_records(path):
+            line = rec.line
+            if on_record is not None:
+                on_record()
+            if rec.error is not None:
+                yield Item(source, rec.line, Rejected(rec.error, None, rec.error_code or "invalid_json"), rec.raw)
+                continue
+            normalised = normalise(rec.value)
+            if isinstance(normalised, Rejected):
+                yield Item(source, rec.line, normalised, rec.raw)
+            else:
+                yield Item(source, rec.line, normalised)
+    except READ_ERRORS as exc:
+        yield Item(source, line + 1, Rejected(f"could not read the file past this point: {exc}", None, "read_error"), "")
+
+
+class _Progress:
+    """A one-line progress display on a terminal's stderr; silent elsewhere."""
+
+    def __init__(self, enabled: bool, total_files: int):
+        self.enabled, self.total, self.file_no, self.records, self.name = enabled, total_files, 0, 0, ""
+
+    def start_file(self, path: Path) -> None:
+        self.file_no += 1
+        self.name = path.name
+        self._draw()
+
+    def tick(self) -> None:
+        self.records += 1
+        if self.enabled and self.records % 5000 == 0:
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[Kfile {self.file_no}/{self.total} {self.name[:40]}  {self.records:,} records")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def ingest_paths(engine: Engine, paths: list[str], *, progress: bool = False, batch_size: int | None = None,
+                 command: str = "ingest") -> IngestReport:
+    found = discover(paths)
+    report = IngestReport(Counts(), None, [str(f) for f in found.files], [str(f) for f in found.skipped],
+                          found.missing)
+    if not found.files:
+        return report
+    loader = Loader(engine, command, " ".join(str(Path(p).resolve()) for p in paths),
+                    **({"batch_size": batch_size} if batch_size else {}))
+    report.run_id = loader.run_id
+    bar = _Progress(progress, len(found.files))
+
+    def items() -> Iterator[Item]:
+        for path in found.files:
+            bar.start_file(path)
+            before = bar.records
+            yield from file_items(path, bar.tick)
+            if bar.records == before:
+                report.empty.append(str(path))
+
+    try:
+        report.counts = loader.load(items())
+    except BaseException as exc:
+        bar.done()
+        try:
+            loader.finish("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        except Exception:
+            pass  # the store itself failed; the caller reports the original error
+        raise
+    bar.done()
+    loader.finish("ok")
+    return report

@@ -1,0 +1,54 @@
+"""Shared fixtures: every storage test runs on SQLite and on the real Postgres.
+
+Postgres comes from MPESA_OPS_TEST_PG (default: the local server, database `test`).
+Each test gets a schema of its own, dropped afterwards. A Postgres that cannot be
+reached fails those tests: it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mpesa_ops.ingest.db import open_store
+
+PG_URL = os.environ.get("MPESA_OPS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SAMPLES = SHARED / "samples" / "daraja"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url):
+    eng = open_store(db_url)
+    yield eng
+    eng.dispose()
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    import orjson
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
