@@ -23,20 +23,35 @@ SAMPLES = SHARED / "samples" / "daraja"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
+def db_factory(request, tmp_path):
+    """Makes empty stores of the parametrised backend: db_factory() -> URL."""
+    schemas, admin = [], None
+
+    def make() -> str:
+        nonlocal admin
+        n = len(schemas)
+        if request.param == "sqlite":
+            schemas.append(None)
+            return f"sqlite:///{tmp_path / ('store.db' if n == 0 else f'store{n}.db')}"
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        admin = admin or create_engine(PG_URL)
         with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        schemas.append(schema)
+        return f"{PG_URL}?options=-csearch_path%3D{schema}"
+
+    make.backend = request.param
+    yield make
+    if admin is not None:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def db_url(db_factory):
+    return db_factory()
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_the_same_id_twice_in_one_batch(engine, tmp_path):
     assert counts(ingest_paths(engine, [str(f)])) == (3, 1, 1, 1, 0)
 
 
-def test_batch_size_does_not_change_counts_or_store(db_url, tmp_path):
+def test_batch_size_does_not_change_counts_or_store(db_factory, tmp_path):
     from mpesa_ops.ingest.db import open_store
 
     records = []
@@ -95,14 +95,7 @@ def test_batch_size_does_not_change_counts_or_store(db_url, tmp_path):
     f = write_jsonl(tmp_path / "t.jsonl", records)
     results = []
     for batch_size in (1, 7, 1000):
-        url = db_url.replace("store.db", f"store{batch_size}.db") if db_url.startswith("sqlite") else db_url
-        engine = open_store(url)
-        if not url.startswith("sqlite"):
-            from sqlalchemy import text
-
-            with engine.begin() as conn:
-                for t in ("transactions", "result_events", "txn_rollup_minute", "rejected_records"):
-                    conn.execute(text(f"DELETE FROM {t}"))
+        engine = open_store(db_factory())
         results.append((counts(ingest_paths(engine, [str(f)], batch_size=batch_size)), snapshot(engine)))
         engine.dispose()
     assert results[0] == results[1] == results[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -16,6 +17,12 @@ from mpesa_ops.ingest.normalise import Rejected, normalise
 from mpesa_ops.ingest.readers import discover, read_records
 
 READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
+
+
+def batch_size_setting() -> int | None:
+    """MPESA_OPS_BATCH_SIZE: records per database transaction (default: the loader's)."""
+    value = os.environ.get("MPESA_OPS_BATCH_SIZE")
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
 
 
 @dataclass
@@ -83,6 +90,7 @@ def ingest_paths(engine: Engine, paths: list[str], *, progress: bool = False, ba
                           found.missing)
     if not found.files:
         return report
+    batch_size = batch_size or batch_size_setting()
     loader = Loader(engine, command, " ".join(str(Path(p).resolve()) for p in paths),
                     **({"batch_size": batch_size} if batch_size else {}))
     report.run_id = loader.run_id

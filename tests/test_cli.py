@@ -1,0 +1,75 @@
+"""The command line is a contract: names, flags, JSON keys and exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from mpesa_ops.cli import build_parser, main
+
+from conftest import REPO
+
+
+def test_every_command_in_help_is_documented_in_the_readme():
+    readme = (REPO / "README.md").read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        assert f"mpesa-ops {name}" in readme, f"README does not document `mpesa-ops {name}`"
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in readme, f"README does not document {name} {flag}"
+
+
+def test_ingest_json_prints_exactly_the_five_counts(capsys, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(orjson.dumps({"id": "x", "created_at": "2026-10-01T10:00:00Z", "status": "pending"}) + b"\n")
+    assert main(["ingest", str(f), "--db", str(tmp_path / "s.db"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"read": 1, "loaded": 1, "updated": 0, "duplicates": 0, "rejected": 0}
+
+
+def test_summary_json_keys(capsys, tmp_path):
+    assert main(["summary", "--db", str(tmp_path / "s.db"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    for key in ("transactions", "by_status", "by_result_code", "by_error_code", "deliveries",
+                "deliveries_by_error", "rejected", "rejected_by_reason"):
+        assert key in s
+    assert s["transactions"] == 0
+
+
+def test_a_missing_path_fails_with_one_line(capsys, tmp_path):
+    assert main(["ingest", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "s.db")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mpesa-ops ingest: nothing to read") and "nope.jsonl" in err[-1]
+
+
+def test_an_unreachable_database_fails_with_one_line_and_no_password(tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text("{}\n")
+    proc = subprocess.run([sys.executable, "-m", "mpesa_ops", "ingest", str(f), "--db",
+                           "postgresql://bob:s3cret@127.0.0.1:1/none"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open the store" in lines[0] and "s3cret" not in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["ingest"], ["simulate", "--days", "0", "--seed", "1", "--out", "x"],
+                                  ["nonsense"], ["ingest", "x", "--bogus"]])
+def test_wrong_usage_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+
+
+def test_version_of_the_text_report(capsys, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"id": "x", "created_at": "2026-10-01T10:00:00Z", "status": "pending"}\n{bad\n')
+    assert main(["ingest", str(f), "--db", str(tmp_path / "s.db")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"read 2 records from 1 file", out) and re.search(r"rejected\s+1", out)
