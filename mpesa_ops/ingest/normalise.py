@@ -12,6 +12,7 @@ Unknown fields are kept in `extra`, never a reason to reject.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -150,27 +151,38 @@ _DELIVERY_ONLY = {"delivery_id", "event_id", "event_type", "type", "url", "endpo
                   "response_body"}
 
 
-def _pick(lower: dict, names: tuple[str, ...]):
-    """(value, original key) of the first alias present with a value."""
-    for name in names:
-        if name in lower:
-            key, value = lower[name]
-            if value is not None and value != "":
-                return value, key
-    return None, None
+_SPECS = {"txn": TXN_FIELDS, "delivery": DELIVERY_FIELDS}
 
 
-def _map_fields(record: dict, spec: dict) -> tuple[dict, dict | None]:
-    lower = {k.lower() if isinstance(k, str) else str(k): (k, v) for k, v in record.items()}
-    out, used = {}, set()
-    for canonical, names in spec.items():
-        value, key = _pick(lower, names)
+@lru_cache(maxsize=512)
+def _plan(keys: tuple, spec_name: str) -> tuple[tuple, tuple]:
+    """For records with these keys: (canonical field, its keys present in alias order)
+    pairs, and the keys no field claims. Records of one file share keys, so this
+    is worked out once per file shape, not once per record."""
+    lower: dict[str, list] = {}
+    for k in keys:
+        lower.setdefault(k.lower() if isinstance(k, str) else str(k), []).append(k)
+    plan, used = [], set()
+    for canonical, names in _SPECS[spec_name].items():
+        present = tuple(k for name in names for k in lower.get(name, ()))
+        plan.append((canonical, present))
+        used.update(present)
+    return tuple(plan), tuple(k for k in keys if k not in used)
+
+
+def _map_fields(record: dict, spec_name: str) -> tuple[dict, dict | None]:
+    """Canonical field -> the first alias's value that is present and not empty; the rest as extra."""
+    plan, extra_keys = _plan(tuple(record), spec_name)
+    out = {}
+    for canonical, present in plan:
+        value = None
+        for k in present:
+            v = record[k]
+            if v is not None and v != "":
+                value = v
+                break
         out[canonical] = value
-        for name in names:
-            if name in lower:
-                used.add(lower[name][0])
-    extra = {k: v for k, v in record.items() if k not in used}
-    return out, (extra or None)
+    return out, ({k: record[k] for k in extra_keys} or None)
 
 
 def _required(value, field: str):
@@ -180,7 +192,7 @@ def _required(value, field: str):
 
 
 def normalise_txn(record: dict) -> Txn:
-    v, extra = _map_fields(record, TXN_FIELDS)
+    v, extra = _map_fields(record, "txn")
     txn_id = _required(F.text(v["id"], "id", 200), "id")
     created = _required(F.timestamp(v["created_at"], "created_at"), "created_at")
     updated = F.timestamp(v["updated_at"], "updated_at")
@@ -241,7 +253,7 @@ def _shortcode(value) -> str | None:
 
 
 def normalise_delivery(record: dict) -> Delivery:
-    v, extra = _map_fields(record, DELIVERY_FIELDS)
+    v, extra = _map_fields(record, "delivery")
     error = F.text(v["error"], "error", 100)
     if error is not None:
         error = error.lower()
@@ -441,12 +453,23 @@ def normalise_daraja_error(record: dict) -> Event:
 
 def recognise(record: dict) -> str | None:
     """Which format a record is: "txn", "delivery", "callback", "query", "daraja_error", or None."""
-    keys = {k.lower() for k in record if isinstance(k, str)}
+    body = next((record[k] for k in record if isinstance(k, str) and k.lower() == "body"), None) \
+        if ("body" in record or "Body" in record or _has_body_key(tuple(record))) else None
+    return _recognise_shape(tuple(record), isinstance(body, dict), body is not None)
+
+
+@lru_cache(maxsize=512)
+def _has_body_key(keys: tuple) -> bool:
+    return any(isinstance(k, str) and k.lower() == "body" for k in keys)
+
+
+@lru_cache(maxsize=1024)
+def _recognise_shape(record_keys: tuple, body_is_object: bool, has_body: bool) -> str | None:
+    keys = {k.lower() for k in record_keys if isinstance(k, str)}
     if "stkcallback" in keys:
         return "callback"
-    body = next((record[k] for k in record if isinstance(k, str) and k.lower() == "body"), None)
     delivery_score = len(keys & _DELIVERY_ONLY)
-    if isinstance(body, dict) or (body is not None and "body" in keys and delivery_score == 0):
+    if body_is_object or (has_body and delivery_score == 0):
         return "callback"
     if "errorcode" in keys and ("requestid" in keys or "errormessage" in keys):
         return "daraja_error"
