@@ -105,11 +105,14 @@ def test_refused_requests_keep_the_values_that_were_refused(capsys, db_url, engi
     refused = [{"id": "txn_r1", "created_at": "2026-10-01T10:00:00Z", "status": "rejected", "http_status": 422,
                 "error_code": "INVALID_MSISDN", "msisdn": "0812"},
                {"id": "txn_r2", "created_at": "2026-10-01T10:00:00Z", "status": "rejected", "http_status": 422,
-                "api_error": "invalid_amount", "amount": 500000}]
+                "api_error": "invalid_amount", "amount": 500000},
+               {"id": "txn_r3", "created_at": "2026-10-01T10:00:00Z", "status": "rejected", "http_status": 422,
+                "api_error": "INVALID_AMOUNT", "amount": -1050}]
     f = tmp_path / "r.json"
     f.write_bytes(orjson.dumps(refused))
-    assert run_ingest(capsys, db_url, f)[1]["loaded"] == 2
+    assert run_ingest(capsys, db_url, f)[1]["loaded"] == 3
     with engine.connect() as conn:
         rows = {r["id"]: r for r in conn.execute(select(transactions)).mappings()}
     assert rows["txn_r1"]["msisdn"] is None and "0812" in rows["txn_r1"]["extra"]
     assert (rows["txn_r2"]["amount_cents"], rows["txn_r2"]["error_code"]) == (50_000_000, "INVALID_AMOUNT")
+    assert rows["txn_r3"]["amount_cents"] is None and '"amount_raw":-1050' in rows["txn_r3"]["extra"]

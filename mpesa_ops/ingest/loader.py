@@ -18,6 +18,7 @@ that already had one sets `conflicting_results` and keeps both events.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields as dc_fields
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
@@ -130,11 +131,45 @@ def _supersedes(new_status: str, new_time: datetime, cur: dict) -> bool:
     return new_time >= cur["updated_at"]
 
 
+class _InFlight:
+    """What batches that are applied but not yet committed did, so the next batch's
+    reads see it: the database does not have it yet. Each entry remembers its batch
+    number and is dropped once that batch has committed."""
+
+    def __init__(self):
+        self.txns: dict[str, tuple[int, dict | None]] = {}  # id -> (batch, state; None = deleted)
+        self.checkouts: dict[str, tuple[int, str]] = {}
+        self.event_keys: dict[str, int] = {}
+        self.deliveries: dict[str, tuple[int, dict]] = {}
+
+    def record(self, batch: "_Batch", no: int) -> None:
+        for tid in batch.deleted:
+            self.txns[tid] = (no, None)
+        for tid in batch.touched:
+            row = batch.txns[tid]
+            self.txns[tid] = (no, row)
+            if row["checkout_request_id"]:
+                self.checkouts[row["checkout_request_id"]] = (no, tid)
+        for e in batch.new_events:
+            self.event_keys[e["key"]] = no
+        for did in batch.touched_deliveries:
+            self.deliveries[did] = (no, batch.deliveries[did])
+
+    def committed(self, no: int) -> None:
+        """Batches up to `no` are in the database: forget what they did."""
+        for d in (self.txns, self.checkouts, self.deliveries):
+            for k in [k for k, v in d.items() if v[0] <= no]:
+                del d[k]
+        for k in [k for k, v in self.event_keys.items() if v <= no]:
+            del self.event_keys[k]
+
+
 class _Batch:
     """The in-memory state of everything one batch touches, and what it will write."""
 
-    def __init__(self, conn: Connection, items: list[Item], run_id: int):
-        self.conn, self.items, self.run_id = conn, items, run_id
+    def __init__(self, items: list[Item], run_id: int, in_flight: _InFlight | None = None):
+        self.items, self.run_id = items, run_id
+        self.in_flight = in_flight or _InFlight()
         self.counts = Counts()
         self.txns: dict[str, dict] = {}
         self.txn_before: dict[str, tuple] = {}  # id -> rollup contribution stored before this batch
@@ -152,16 +187,16 @@ class _Batch:
 
     # --- reading the state the batch needs ---
 
-    def _select_in(self, table, column, keys, columns=None, lock=False):
+    @staticmethod
+    def _select_in(conn, table, column, keys, columns=None):
         keys = list(keys)
         cols = columns if columns is not None else list(table.columns)
         for i in range(0, len(keys), _IN_CHUNK):
-            stmt = select(*cols).where(column.in_(keys[i:i + _IN_CHUNK]))
-            if lock and self.conn.dialect.name == "postgresql":
-                stmt = stmt.with_for_update()
-            yield from self.conn.execute(stmt).mappings()
+            yield from conn.execute(select(*cols).where(column.in_(keys[i:i + _IN_CHUNK]))).mappings()
 
-    def prefetch(self) -> None:
+    def prefetch(self, conn: Connection) -> None:
+        """The stored state of every key the batch names: the database's, overlaid
+        with what batches still in flight did to it."""
         ids, checkouts, event_keys, delivery_ids = set(), set(), set(), set()
         for item in self.items:
             r = item.record
@@ -178,27 +213,39 @@ class _Batch:
                     ids.add(r.request_id)
             elif isinstance(r, Delivery):
                 delivery_ids.add(r.id)
-        seen = set()
-        rows = list(self._select_in(transactions, transactions.c.id, ids, lock=True))
+        fly = self.in_flight
+        rows = {r["id"]: dict(r) for r in self._select_in(conn, transactions, transactions.c.id, ids)}
         if checkouts:
-            rows += self._select_in(transactions, transactions.c.checkout_request_id, checkouts, lock=True)
-        for row in rows:
-            if row["id"] in seen:
-                continue
-            seen.add(row["id"])
-            row = dict(row)
+            for r in self._select_in(conn, transactions, transactions.c.checkout_request_id, checkouts):
+                rows.setdefault(r["id"], dict(r))
+        for tid in list(rows):
+            if tid in fly.txns:
+                del rows[tid]
+        for key in ids:
+            if key in fly.txns and fly.txns[key][1] is not None:
+                rows[key] = dict(fly.txns[key][1])
+        for checkout in checkouts:
+            if checkout in fly.checkouts:
+                tid = fly.checkouts[checkout][1]
+                state = fly.txns.get(tid, (0, None))[1]
+                if state is not None:
+                    rows[tid] = dict(state)
+        for row in rows.values():
             self.txns[row["id"]] = row
             self.txn_before[row["id"]] = _txn_contribution(row)
             self.txn_amount_before[row["id"]] = row["amount_cents"] or 0
             if row["checkout_request_id"]:
                 self.by_checkout.setdefault(row["checkout_request_id"], row["id"])
         if event_keys:
-            self.event_keys = {r["key"] for r in self._select_in(result_events, result_events.c.key, event_keys,
-                                                                 [result_events.c.key])}
-        for row in self._select_in(webhook_deliveries, webhook_deliveries.c.id, delivery_ids):
-            row = dict(row)
-            self.deliveries[row["id"]] = row
-            self.delivery_before[row["id"]] = row
+            self.event_keys = {r["key"] for r in self._select_in(conn, result_events, result_events.c.key,
+                                                                 event_keys, [result_events.c.key])}
+            self.event_keys.update(k for k in event_keys if k in fly.event_keys)
+        found = {r["id"]: dict(r) for r in self._select_in(conn, webhook_deliveries, webhook_deliveries.c.id,
+                                                           delivery_ids)}
+        found.update({d: dict(fly.deliveries[d][1]) for d in delivery_ids if d in fly.deliveries})
+        for did, row in found.items():
+            self.deliveries[did] = row
+            self.delivery_before[did] = row
 
     # --- applying records in order ---
 
@@ -382,8 +429,7 @@ class _Batch:
 
     # --- writing ---
 
-    def write(self) -> None:
-        conn = self.conn
+    def write(self, conn: Connection) -> None:
         dialect = conn.dialect.name
         ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
         if self.deleted:
@@ -417,9 +463,9 @@ class _Batch:
         if self.rejects:
             executemany(conn, "insert_rejects",
                         lambda: ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]), self.rejects)
-        self._write_rollups(ins)
+        self._write_rollups(conn, ins)
 
-    def _write_rollups(self, ins) -> None:
+    def _write_rollups(self, conn: Connection, ins) -> None:
         deltas: dict[tuple, list[int]] = {}
 
         def bump(key, n, amount):
@@ -442,9 +488,9 @@ class _Batch:
                     index_elements=["bucket", "shortcode", "status", "outcome"],
                     set_={"attempts": txn_rollup_minute.c.attempts + stmt.excluded.attempts,
                           "amount_cents": txn_rollup_minute.c.amount_cents + stmt.excluded.amount_cents})
-            executemany(self.conn, "add_txn_rollup", add_txn_rollup, rows)
+            executemany(conn, "add_txn_rollup", add_txn_rollup, rows)
             if any(r["attempts"] < 0 for r in rows):
-                self.conn.execute(delete(txn_rollup_minute).where(txn_rollup_minute.c.attempts <= 0))
+                conn.execute(delete(txn_rollup_minute).where(txn_rollup_minute.c.attempts <= 0))
 
         ddeltas: dict[tuple, list] = {}
         for did in self.touched_deliveries:
@@ -466,47 +512,107 @@ class _Batch:
                     set_={"deliveries": t.deliveries + stmt.excluded.deliveries,
                           "retries": t.retries + stmt.excluded.retries,
                           "latency_ms_sum": t.latency_ms_sum + stmt.excluded.latency_ms_sum})
-            executemany(self.conn, "add_delivery_rollup", add_delivery_rollup, drows)
+            executemany(conn, "add_delivery_rollup", add_delivery_rollup, drows)
             if any(r["deliveries"] < 0 for r in drows):
-                self.conn.execute(delete(delivery_rollup_minute).where(delivery_rollup_minute.c.deliveries <= 0))
+                conn.execute(delete(delivery_rollup_minute).where(delivery_rollup_minute.c.deliveries <= 0))
 
 
 class Loader:
-    """Loads items in batches under one load run; `counts` is the running total."""
+    """Loads items in batches under one load run; `counts` is the running total.
+
+    One loader at a time per store (a lock held from start to finish): each batch
+    is applied against the stored state it read, so two loaders interleaving
+    could count a change twice in the rollups.
+    """
 
     def __init__(self, engine: Engine, command: str, sources: str, batch_size: int = BATCH_SIZE):
         self.engine, self.batch_size = engine, batch_size
         self.counts = Counts()
+        self._lock = StoreLock(engine)
         with engine.begin() as conn:
             self.run_id = conn.execute(insert(load_runs).values(
                 command=command, sources=sources[:10_000], started_at=now_utc(), status="running",
                 read=0, loaded=0, updated=0, duplicates=0, rejected=0)).inserted_primary_key[0]
 
-    def load_batch(self, items: list[Item], extra_writes=None) -> Counts:
-        """One database transaction: the items, the run's counts, and `extra_writes(conn)`
-        (the pull saves its cursor there, so it commits with the rows it covers)."""
+    def _prepare(self, items: list[Item], in_flight: _InFlight | None = None) -> tuple["_Batch", Counts]:
+        batch = _Batch(items, self.run_id, in_flight)
+        with self.engine.connect() as conn:
+            batch.prefetch(conn)
+        batch.apply()
+        total = Counts(**self.counts.as_dict())
+        total.add(batch.counts)
+        self.counts = total
+        return batch, total
+
+    def _commit(self, batch: "_Batch", total: Counts, extra_writes=None) -> None:
+        """One database transaction: the batch, the run's counts so far, and
+        `extra_writes(conn)` (the pull saves its cursor there, so it commits with
+        the rows it covers)."""
         with self.engine.begin() as conn:
-            batch = _Batch(conn, items, self.run_id)
-            batch.prefetch()
-            batch.apply()
-            batch.write()
-            total = Counts(**self.counts.as_dict())
-            total.add(batch.counts)
+            batch.write(conn)
             conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(**total.as_dict()))
             if extra_writes is not None:
                 extra_writes(conn)
-        self.counts = total
+
+    def load_batch(self, items: list[Item], extra_writes=None) -> Counts:
+        """Load one batch and commit it before returning; its own counts."""
+        batch, total = self._prepare(items)
+        self._commit(batch, total, extra_writes)
         return batch.counts
 
     def load(self, items: Iterable[Item]) -> Counts:
-        for chunk in chunked(items, self.batch_size):
-            self.load_batch(chunk)
+        """Load a stream of items. While one batch commits on a writer thread (the
+        database works with the GIL released), the next is read and applied here."""
+        in_flight = _InFlight()
+        pending: Future | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="mpesa-ops-writer") as writer:
+            try:
+                for no, chunk in enumerate(chunked(items, self.batch_size)):
+                    batch, total = self._prepare(chunk, in_flight)
+                    in_flight.record(batch, no)
+                    if pending is not None:
+                        pending.result()
+                        in_flight.committed(no - 1)
+                    pending = writer.submit(self._commit, batch, total)
+            finally:
+                if pending is not None:
+                    pending.result()  # the batch in flight commits (or its error surfaces) before we leave
         return self.counts
 
     def finish(self, status: str = "ok", message: str | None = None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(
-                status=status, finished_at=now_utc(), message=message, **self.counts.as_dict()))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(
+                    status=status, finished_at=now_utc(), message=message, **self.counts.as_dict()))
+        finally:
+            self._lock.release()
+
+
+class StoreLock:
+    """Held while a loader runs: a Postgres advisory lock, or an flock beside a SQLite file."""
+
+    KEY = 0x6D70_6573_615F_6F70 & 0x7FFF_FFFF_FFFF_FFFF  # "mpesa_op"
+
+    def __init__(self, engine: Engine):
+        self._conn = self._file = None
+        if engine.dialect.name == "postgresql":
+            self._conn = engine.connect()
+            self._conn.exec_driver_sql(f"SELECT pg_advisory_lock({self.KEY})")
+            self._conn.commit()
+        elif engine.url.database and engine.url.database != ":memory:":
+            import fcntl
+
+            self._file = open(f"{engine.url.database}.lock", "a")
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY})")
+            self._conn.close()
+            self._conn = None
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
 
 
 _COMPILED: dict = {}

@@ -206,13 +206,20 @@ def normalise_txn(record: dict) -> Txn:
     if status not in TXN_STATUSES:
         raise F.FieldError("status", f"{v['status']!r} is not one of {', '.join(TXN_STATUSES)}")
     refused = status == "rejected"
-    phone_raw = v["msisdn"]
+    # A refused request may carry the very number or amount the gateway refused:
+    # the record is kept, the unusable value moves to extra as it arrived.
     try:
-        phone = F.msisdn(phone_raw)
+        phone = F.msisdn(v["msisdn"])
     except F.FieldError:
-        if not refused:  # a refused request may carry the very number the gateway refused
+        if not refused:
             raise
-        phone, extra = None, {**(extra or {}), "msisdn_raw": phone_raw}
+        phone, extra = None, {**(extra or {}), "msisdn_raw": v["msisdn"]}
+    try:
+        amount = F.amount_cents(v["amount"], strict_range=not refused)
+    except F.FieldError:
+        if not refused:
+            raise
+        amount, extra = None, {**(extra or {}), "amount_raw": v["amount"]}
     return Txn(
         id=txn_id,
         created_at=created,
@@ -221,7 +228,7 @@ def normalise_txn(record: dict) -> Txn:
         shortcode=_shortcode(v["shortcode"]),
         link_id=F.text(v["link_id"], "link_id", 200),
         msisdn=phone,
-        amount_cents=F.amount_cents(v["amount"], strict_range=not refused),
+        amount_cents=amount,
         account_reference=F.text(v["account_reference"], "account_reference"),
         http_status=F.integer(v["http_status"], "http_status"),
         error_code=error_code.upper() if error_code and not error_code[0].isdigit() else error_code,
