@@ -31,6 +31,11 @@ class FieldError(ValueError):
 
 def text(value, field: str, max_len: int = 2000) -> str | None:
     """A trimmed string; empty means absent. Numbers are accepted and written as text."""
+    if value.__class__ is str:  # the common case, first
+        value = value.strip()
+        if len(value) > max_len:
+            raise FieldError(field, f"longer than {max_len} characters")
+        return value or None
     if value is None:
         return None
     if isinstance(value, bool):
@@ -105,10 +110,23 @@ def amount_cents(value, field: str = "amount", *, strict_range: bool = True) -> 
         raise FieldError(field, f"expected a number of KES, got {value!r}") from None
     if not d.is_finite():
         raise FieldError(field, f"expected a number of KES, got {value!r}")
-    cents = d * 100
-    if cents != cents.to_integral_value():
+    # Exact integer arithmetic: `d * 100` rounds to the context's 28 digits (so
+    # "1.00000000000000000000000000001" passed as 1.00) and overflows on "1E+999999999".
+    if not d.is_zero() and d.adjusted() > 15:
+        raise FieldError(field, f"KES {value!r} is not a possible amount")
+    sign, digits, exp = d.as_tuple()
+    n = int("".join(map(str, digits)))
+    shift = -2 - exp
+    if n == 0:
+        cents = 0
+    elif shift <= 0:
+        cents = n * 10 ** -shift
+    elif shift > len(digits) or n % 10**shift:
         raise FieldError(field, f"{value!r} has more than 2 decimal places")
-    cents = int(cents)
+    else:
+        cents = n // 10**shift
+    if sign:
+        cents = -cents
     if strict_range and not (100 <= cents <= MAX_AMOUNT_CENTS):
         raise FieldError(field, f"KES {d} is outside 1 to 300,000")
     if cents < 0 or cents > ABSURD_AMOUNT_CENTS:
@@ -118,12 +136,17 @@ def amount_cents(value, field: str = "amount", *, strict_range: bool = True) -> 
 
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 _MASK_CHARS = set("*•xX")
+_DIGITS = set("0123456789")
+_SPREADSHEET = re.compile(r"(\+?[0-9]+)\.0+")
 
 
 def msisdn(value, field: str = "msisdn") -> str | None:
     """254XXXXXXXXX from 07…, 01…, +254…, 254…, 7… (9 digits), with spaces or dashes,
     or a number (callbacks send PhoneNumber as a number). Masked numbers such as
     2547****5123 are kept as they are: they are not errors, only not searchable."""
+    if (value.__class__ is str and len(value) == 12 and value.startswith(("2547", "2541"))
+            and value.isascii() and value.isdigit()):
+        return value  # already canonical: the common case
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -136,16 +159,19 @@ def msisdn(value, field: str = "msisdn") -> str | None:
         value = str(value)
     elif not isinstance(value, str):
         raise FieldError(field, f"expected a phone number, got {type(value).__name__}")
-    s = _PHONE_JUNK.sub("", value.strip())
+    s = value.strip()
+    m = _SPREADSHEET.fullmatch(s)  # spreadsheet exports: "254712345678.0" (before dots count as junk)
+    if m:
+        s = m.group(1)
+    s = _PHONE_JUNK.sub("", s)
     if s.startswith("+"):
         s = s[1:]
     if s.startswith("00254"):
         s = s[2:]
-    if s.endswith(".0") and s[:-2].isdigit():  # spreadsheet exports
-        s = s[:-2]
-    if any(c in _MASK_CHARS for c in s) and sum(c.isdigit() for c in s) >= 4:
+    if (any(c in _MASK_CHARS for c in s) and all(c in _MASK_CHARS or c in _DIGITS for c in s)
+            and sum(c in _DIGITS for c in s) >= 4):
         return s
-    if not s.isdigit():
+    if not (s.isascii() and s.isdigit()):  # isdigit() alone also takes non-ASCII digits
         raise FieldError(field, f"{value!r} is not a phone number")
     if len(s) == 12 and s.startswith("254"):
         local = s[3:]
@@ -178,6 +204,13 @@ def _from_compact(s: str, field: str, value) -> datetime:
 def timestamp(value, field: str) -> datetime | None:
     """An aware UTC datetime from ISO 8601 (offset, Z, or naive = Nairobi),
     YYYYMMDDHHMMSS (number or text), or Unix seconds/milliseconds."""
+    if value.__class__ is str and len(value) >= 20 and value[4] == "-":  # ISO with an offset: the common case
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            dt = None
+        if dt is not None and dt.tzinfo is not None and MIN_YEAR <= dt.year <= MAX_YEAR:
+            return dt.astimezone(UTC)
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -221,13 +254,13 @@ def _unix(n: float, field: str, value) -> datetime:
     return _check_year(dt, field, value)
 
 
-_CHECKOUT_TIME = re.compile(r"^ws_CO_(\d{2})(\d{2})(\d{4})(\d{2})(\d{2})(\d{2})")
+_CHECKOUT_TIME = re.compile(r"^ws_CO_([0-9]{2})([0-9]{2})([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})")
 
 
 def checkout_request_time(checkout_request_id: str | None) -> datetime | None:
     """The request time Safaricom writes into a CheckoutRequestID
     (ws_CO_DDMMYYYYHHMMSS…, Nairobi time), or None when it does not parse."""
-    if not checkout_request_id:
+    if not checkout_request_id or not isinstance(checkout_request_id, str):
         return None
     m = _CHECKOUT_TIME.match(checkout_request_id)
     if not m:

@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,9 @@ def discover(paths: list[str]) -> Discovered:
                     f = Path(root) / name
                     if name.startswith("."):
                         continue
-                    base = name[:-3] if name.endswith(".gz") else name
-                    if base.lower().endswith(LOG_SUFFIXES) and base not in SKIPPED_NAMES:
+                    base = name.lower()
+                    base = base[:-3] if base.endswith(".gz") else base
+                    if base.endswith(LOG_SUFFIXES) and base not in SKIPPED_NAMES:
                         files.append(f)
                     else:
                         skipped.append(f)
@@ -161,24 +163,101 @@ def _describe_bad_bytes(line: bytes) -> str | None:
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[RawRecord]:
     loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
-    for n, line in enumerate(stream, 1):
+    lines, again = iter(stream), []  # again: lines read ahead by _multiline_record, to read once more
+    n = 0
+    while True:
+        line = again.pop() if again else next(lines, None)
+        if line is None:
+            return
+        n += 1
         if not line.strip():
             continue
         try:
             yield RawRecord(n, loads(line), line, None)
         except JSONDecodeError as exc:
             bad = _describe_bad_bytes(line)
-            reason = bad or _json_reason(line, exc)
-            code = "not_utf8" if bad else ("truncated" if "cut short" in reason else "invalid_json")
+            if bad:
+                yield RawRecord(n, None, line, bad, "not_utf8")
+                continue
+            reason, code = _json_line_error(line, exc)
+            if code == "truncated" and line.rstrip().endswith((b"{", b"[")):
+                found = _multiline_record(n, line, lines, again)
+                if found is not None:
+                    rec, n_lines = found
+                    n += n_lines
+                    yield rec
+                    continue
             yield RawRecord(n, None, line, reason, code)
 
 
-def _json_reason(line: bytes, exc: Exception) -> str:
-    text = line.rstrip(b"\r\n")
-    if text.lstrip()[:1] in (b"{", b"[") and not text.rstrip().endswith((b"}", b"]")):
-        return "invalid JSON: the line is cut short (truncated record)"
-    msg = str(exc).split(":")[0]
-    return f"invalid JSON: {msg}"
+def _multiline_record(n: int, line: bytes, lines: Iterator[bytes],
+                      again: list[bytes]) -> tuple[RawRecord, int] | None:
+    """A pretty-printed document among JSON lines (a log that appends bodies as received),
+    opening with this line ("{" or "[" at its end): (the record, how many more lines it
+    took). None when the line is really cut short; the lines read ahead are then put
+    back in `again`. Bounded: the look-ahead stops at the next line that opens a record
+    at column 0, and is only decoded at lines that could close the document."""
+    text, taken = line.decode("utf-8"), []
+    while len(taken) < 2000 and len(text) < MAX_RAW_CHARS:
+        nxt = again.pop() if again else next(lines, None)
+        if nxt is None:
+            break
+        taken.append(nxt)
+        if nxt.startswith((b"{", b"[")):
+            break
+        try:
+            text += nxt.decode("utf-8")
+        except UnicodeDecodeError:
+            break
+        if not nxt.rstrip().endswith((b"}", b"]")):
+            continue
+        body = text.strip()
+        try:
+            value, end = _decoder.raw_decode(body)
+        except json.JSONDecodeError as err:
+            if _cut_short(err, body):
+                continue
+            break
+        if end == len(body):
+            if _RISKY.search(body) is not None:
+                value, error = _as_orjson_reads(body)
+                return RawRecord(n, value, text, error, error and "invalid_json"), len(taken)
+            return RawRecord(n, value, text, None), len(taken)
+        break
+    again.extend(reversed(taken))
+    return None
+
+
+def _json_line_error(line: bytes, exc: Exception) -> tuple[str, str]:
+    """(reason, code) of a JSON line orjson refused: "truncated" when the line ends
+    inside the record (even one ending in "}" such as {"a": {"b": 1}), else "invalid_json"."""
+    text = line.decode("utf-8").strip()
+    try:
+        _, end = _decoder.raw_decode(text)
+    except json.JSONDecodeError as err:
+        if _cut_short(err, text):
+            return "invalid JSON: the line is cut short (truncated record)", "truncated"
+        return f"invalid JSON: {err.msg} (column {err.pos + 1})", "invalid_json"
+    if end < len(text):
+        return f"invalid JSON: extra data after the record (column {end + 1})", "invalid_json"
+    return f"invalid JSON: {str(exc).split(':')[0]}", "invalid_json"  # e.g. NaN, which orjson refuses
+
+
+_LITERALS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+# a number, or a \uXXXX escape (the decoder reads a complete one on, looking for its surrogate pair)
+_PARTIAL_TOKEN = re.compile(r"[-+.eE0-9]{1,4}|\\?u[0-9a-fA-F]{0,4}(\\u?[0-9a-fA-F]{0,4})?|\\")
+
+
+def _cut_short(exc: json.JSONDecodeError, text: str) -> bool:
+    """Whether a decode error comes from the text ending inside the value (so more
+    text could complete it), rather than from a mistake in the text."""
+    if exc.msg.startswith("Unterminated string"):  # reported at the string's start, not at the end
+        return True
+    if len(text) - exc.pos > 64:
+        return False
+    rest = text[exc.pos:].strip()
+    return (not rest or any(lit.startswith(rest) for lit in _LITERALS)
+            or _PARTIAL_TOKEN.fullmatch(rest) is not None)
 
 
 class _TextBuffer:
@@ -198,8 +277,12 @@ class _TextBuffer:
             self.eof = True
             return False
         if self.pos > CHUNK:
-            self.text = self.text[self.pos:]
-            self.pos = 0
+            # drop what was read, keeping the start of the current line (its indentation guides _resync)
+            floor = max(self.pos - 4096, 0)
+            nl = self.text.rfind("\n", floor, self.pos)
+            keep = nl + 1 if nl != -1 else floor
+            self.text = self.text[keep:]
+            self.pos -= keep
         self.text += self._decoder.decode(chunk)
         return True
 
@@ -209,17 +292,23 @@ class _TextBuffer:
         self.pos = end
         return span
 
-    def skip_space(self, extra: str = "") -> str | None:
-        """Move past white space (and `extra` characters); the next character or None at the end."""
+    def skip_space(self, commas: bool = False) -> str | None:
+        """Move past white space (and commas); the next character or None at the end."""
+        space = _SPACE_COMMAS if commas else _SPACE
         while True:
             t, i = self.text, self.pos
-            while i < len(t) and (t[i].isspace() or t[i] in extra):
-                i += 1
-            self.advance(i)
+            i = space.match(t, i).end()
+            if i != self.pos:
+                self.line += t.count("\n", self.pos, i)
+                self.pos = i
             if i < len(t):
                 return t[i]
             if not self.fill():
                 return None
+
+
+_SPACE = re.compile(r"\s*")  # \s is str.isspace(), as before
+_SPACE_COMMAS = re.compile(r"[\s,]*")
 
 
 _decoder = json.JSONDecoder()
@@ -235,7 +324,7 @@ def _read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
     if in_array:
         buf.advance(buf.pos + 1)
     while True:
-        c = buf.skip_space("," if in_array else "")
+        c = buf.skip_space(commas=in_array)
         if c is None:
             return
         if in_array and c == "]":
@@ -248,27 +337,33 @@ def _read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
                 value, end = _decoder.raw_decode(buf.text, buf.pos)
                 break
             except json.JSONDecodeError as exc:
-                if exc.pos >= len(buf.text) - 1 and buf.fill():
+                # the buffer may end inside the record (a string, a literal, a number): read on and retry
+                cut = _cut_short(exc, buf.text)
+                if cut and buf.fill():
                     continue
-                if buf.eof and exc.pos >= len(buf.text) - 1:
+                if cut:
                     span = buf.advance(len(buf.text))
                     yield RawRecord(start_line, None, span[:MAX_RAW_CHARS],
                                     "invalid JSON: the file ends inside this record (truncated)", "truncated")
                     return
-                span = buf.advance(_resync(buf, exc.pos))
-                yield RawRecord(start_line, None, span[:MAX_RAW_CHARS], f"invalid JSON: {exc.msg}", "invalid_json")
-                value = None
+                span = buf.advance(_resync(buf))
+                if _is_utf8(span):
+                    yield RawRecord(start_line, None, span[:MAX_RAW_CHARS], f"invalid JSON: {exc.msg}", "invalid_json")
+                else:
+                    yield _not_utf8(start_line, span)
+                value = _BROKEN
                 break
-        if value is None:
+        if value is _BROKEN:  # a sentinel: a JSON null is a value like any other
             continue
         span = buf.advance(end)
-        try:
-            span.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad = exc.object[exc.start].encode("utf-8", "surrogateescape")[:1]
-            yield RawRecord(start_line, None, span.encode("utf-8", "surrogateescape")[:MAX_RAW_CHARS],
-                            f"not valid UTF-8 (byte 0x{bad.hex()})", "not_utf8")
+        if not _is_utf8(span):
+            yield _not_utf8(start_line, span)
             continue
+        if _RISKY.search(span) is not None:
+            value, error = _as_orjson_reads(span)
+            if error:
+                yield RawRecord(start_line, None, span[:MAX_RAW_CHARS], error, "invalid_json")
+                continue
         if isinstance(value, list) and not in_array:
             for item in value:  # a nested array at top level after another value
                 yield RawRecord(start_line, item, orjson.dumps(item), None)
@@ -276,16 +371,51 @@ def _read_json_document(stream: IO[bytes]) -> Iterator[RawRecord]:
         yield RawRecord(start_line, value, span[:MAX_RAW_CHARS], None)
 
 
-def _resync(buf: _TextBuffer, error_pos: int) -> int:
-    """Where to pick up after a broken element: the next line that opens a record."""
+_BROKEN = object()
+_RISKY = re.compile(r"[0-9]{19}|\\u[dD][89abAB]")  # a big integer, or a \u escape of a surrogate
+
+
+def _as_orjson_reads(span: str) -> tuple[object, str | None]:
+    """The value of a _RISKY span as the JSON Lines reader (orjson) reads it: integers
+    beyond 64 bits as floats, a lone surrogate (\ud800) an error. Python's json takes
+    both, and then the record cannot be stored (the loader serialises with orjson)."""
+    try:
+        return orjson.loads(span), None
+    except orjson.JSONDecodeError as exc:
+        return None, f"invalid JSON: {str(exc).split(':')[0]}"
+
+
+def _is_utf8(span: str) -> bool:
+    if span.isascii():
+        return True
+    try:
+        span.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _not_utf8(line: int, span: str) -> RawRecord:
+    raw = span.encode("utf-8", "surrogateescape")
+    bad = next(c for c in span if "\udc80" <= c <= "\udcff").encode("utf-8", "surrogateescape")
+    return RawRecord(line, None, raw[:MAX_RAW_CHARS], f"not valid UTF-8 (byte 0x{bad.hex()})", "not_utf8")
+
+
+def _resync(buf: _TextBuffer) -> int:
+    """Where to pick up after a broken record starting at buf.pos: the next line after
+    its first that opens a record ({) or closes the array (]) no deeper indented than
+    it, so that nested objects of a pretty-printed record are not taken for records.
+    Searching from the record's start, not from the error, keeps a record that follows
+    a cut one (the error is then only seen at that next record's opening brace)."""
     t = buf.text
-    i = t.find("\n", max(error_pos, buf.pos))
+    indent = buf.pos - (t.rfind("\n", 0, buf.pos) + 1)
+    i = t.find("\n", buf.pos)
     while True:
         while i != -1:
             j = i + 1
             while j < len(t) and t[j] in " \t\r":
                 j += 1
-            if j < len(t) and t[j] in "{]":
+            if j < len(t) and t[j] in "{]" and j - i - 1 <= indent:
                 return j
             i = t.find("\n", j)
         if not buf.fill():
@@ -303,6 +433,12 @@ def _read_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
         return
     except csv.Error as exc:
         yield RawRecord(1, None, "", f"invalid CSV header: {exc}", "invalid_csv")
+        return
+    raw = _csv_line(header)
+    if not _is_utf8(raw) or "\x00" in raw:  # a binary file: its "column names" would be garbage keys
+        yield RawRecord(1, None, raw.encode("utf-8", "surrogateescape")[:MAX_RAW_CHARS],
+                        "invalid CSV header: binary data, not UTF-8 text",
+                        "not_utf8" if not _is_utf8(raw) else "invalid_csv")
         return
     header = [h.strip() for h in header]
     prev_line = reader.line_num
@@ -326,6 +462,9 @@ def _read_csv(stream: IO[bytes]) -> Iterator[RawRecord]:
             bad = exc.object[exc.start].encode("utf-8", "surrogateescape")[:1]
             yield RawRecord(start, None, raw.encode("utf-8", "surrogateescape"), f"not valid UTF-8 (byte 0x{bad.hex()})",
                             "not_utf8")
+            continue
+        if "\x00" in raw:  # a NUL never belongs in a text log: a corrupt or zero-filled stretch
+            yield RawRecord(start, None, raw, "the row contains a NUL byte", "invalid_csv")
             continue
         if len(row) > len(header):
             yield RawRecord(start, None, raw, f"the row has {len(row)} fields, the header has {len(header)}", "invalid_csv")
