@@ -206,3 +206,20 @@ def test_aliases_of_every_field(engine, tmp_path):
     assert (row["shortcode"], row["link_id"], row["msisdn"], row["amount_cents"], row["result_code"]) == \
            ("600977", "lnk", "254712345678", 125050, "1")
     assert row["created_at"].isoformat() == "2026-10-01T07:00:00+00:00"  # naive is Nairobi
+
+
+def test_a_callback_with_an_unusable_phone_still_completes_the_payment(engine, tmp_path):
+    cb = callback("ws_CO_01102026100000001", 0)
+    cb["body"]["Body"]["stkCallback"]["CallbackMetadata"]["Item"][-1]["Value"] = "not-a-phone"
+    r = ingest_paths(engine, [str(write_jsonl(tmp_path / "t.jsonl", [txn("txn_001"), cb]))])
+    assert counts(r) == (2, 1, 1, 0, 0)
+    row = one(engine, transactions, id="txn_001")
+    assert (row["status"], row["msisdn"]) == ("success", "254712345678")
+    assert "not-a-phone" in one(engine, result_events, transaction_id="txn_001")["raw"]
+
+
+def test_values_orjson_refuses_do_not_stop_a_load(engine, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"id": "txn_big", "created_at": "2026-10-01T10:00:00Z", "status": "pending", '
+                 '"note": 123456789012345678901234567890}\n')
+    assert counts(ingest_paths(engine, [str(f)]))[1] == 1

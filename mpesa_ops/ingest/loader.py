@@ -70,12 +70,23 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _dumps(value) -> bytes:
+    """JSON bytes of any parsed record; values orjson refuses (lone surrogates,
+    integers past 64 bits) go through the standard library, escaped."""
+    try:
+        return orjson.dumps(value, default=str)
+    except (orjson.JSONEncodeError, TypeError):
+        import json
+
+        return json.dumps(value, default=str, ensure_ascii=True).encode()
+
+
 def _hash(*values) -> str:
-    return hashlib.blake2b(orjson.dumps(values, default=str), digest_size=16).hexdigest()
+    return hashlib.blake2b(_dumps(values), digest_size=16).hexdigest()
 
 
 def _json(value) -> str | None:
-    return None if value is None else orjson.dumps(value, default=str).decode()
+    return None if value is None else _dumps(value).decode()
 
 
 def outcome_of(status: str, result_code: str | None, error_code: str | None, http_status: int | None = None) -> str:

@@ -378,10 +378,19 @@ def normalise_callback(record: dict) -> Event:
         shortcode=shortcode,
         amount_cents=amount,
         mpesa_receipt=F.text(items.get("MpesaReceiptNumber"), "MpesaReceiptNumber", 64),
-        msisdn=F.msisdn(items.get("PhoneNumber"), "PhoneNumber"),
+        msisdn=_callback_phone(items.get("PhoneNumber")),
         transaction_date=txn_date,
         raw=record,
     )
+
+
+def _callback_phone(value) -> str | None:
+    """The payer's number, or None when it is unusable: the payment still counts,
+    and the raw callback, kept with the event, shows what arrived."""
+    try:
+        return F.msisdn(value, "PhoneNumber")
+    except F.FieldError:
+        return None
 
 
 def _best_time(received, txn_date, checkout) -> tuple[datetime | None, str | None]:
