@@ -86,6 +86,13 @@ def amount_cents(value, field: str = "amount", *, strict_range: bool = True) -> 
     """KES as exact integer cents. `strict_range` enforces the valid 1..300,000 band;
     a request the gateway refused may carry the very amount it refused, so loaders
     pass strict_range=False there and only garbage is refused."""
+    if value.__class__ is int:  # whole shillings: the common case
+        cents = value * 100
+        if strict_range and not (100 <= cents <= MAX_AMOUNT_CENTS):
+            raise FieldError(field, f"KES {value} is outside 1 to 300,000")
+        if cents < 0 or cents > ABSURD_AMOUNT_CENTS:
+            raise FieldError(field, f"KES {value} is not a possible amount")
+        return cents
     if value is None or value == "":
         return None
     if isinstance(value, bool):

@@ -155,26 +155,33 @@ _SPECS = {"txn": TXN_FIELDS, "delivery": DELIVERY_FIELDS}
 
 
 @lru_cache(maxsize=512)
-def _plan(keys: tuple, spec_name: str) -> tuple[tuple, tuple]:
-    """For records with these keys: (canonical field, its keys present in alias order)
-    pairs, and the keys no field claims. Records of one file share keys, so this
-    is worked out once per file shape, not once per record."""
+def _plan(keys: tuple, spec_name: str) -> tuple[tuple, tuple, dict, tuple]:
+    """How to map records with these keys, worked out once per shape (records of
+    one file share keys): fields present under one name, fields present under
+    several aliases (in alias order), fields absent, and keys no field claims."""
     lower: dict[str, list] = {}
     for k in keys:
         lower.setdefault(k.lower() if isinstance(k, str) else str(k), []).append(k)
-    plan, used = [], set()
+    single, multi, absent, used = [], [], {}, set()
     for canonical, names in _SPECS[spec_name].items():
         present = tuple(k for name in names for k in lower.get(name, ()))
-        plan.append((canonical, present))
+        if len(present) == 1:
+            single.append((canonical, present[0]))
+        elif present:
+            multi.append((canonical, present))
+        else:
+            absent[canonical] = None
         used.update(present)
-    return tuple(plan), tuple(k for k in keys if k not in used)
+    return tuple(single), tuple(multi), absent, tuple(k for k in keys if k not in used)
 
 
 def _map_fields(record: dict, spec_name: str) -> tuple[dict, dict | None]:
-    """Canonical field -> the first alias's value that is present and not empty; the rest as extra."""
-    plan, extra_keys = _plan(tuple(record), spec_name)
-    out = {}
-    for canonical, present in plan:
+    """Canonical field -> its value (the first alias present and not empty); the
+    rest as extra. An empty value stays "", which every field parser reads as absent."""
+    single, multi, absent, extra_keys = _plan(tuple(record), spec_name)
+    out = {canonical: record[k] for canonical, k in single}
+    out.update(absent)
+    for canonical, present in multi:
         value = None
         for k in present:
             v = record[k]
@@ -182,7 +189,7 @@ def _map_fields(record: dict, spec_name: str) -> tuple[dict, dict | None]:
                 value = v
                 break
         out[canonical] = value
-    return out, ({k: record[k] for k in extra_keys} or None)
+    return out, ({k: record[k] for k in extra_keys} or None) if extra_keys else None
 
 
 def _required(value, field: str):
@@ -265,6 +272,8 @@ def normalise_delivery(record: dict) -> Delivery:
     if error is not None:
         error = error.lower()
     headers = v["headers"]
+    if isinstance(headers, str) and not headers.strip():
+        headers = None
     if isinstance(headers, str):
         try:
             headers = orjson.loads(headers)
