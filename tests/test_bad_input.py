@@ -116,3 +116,11 @@ def test_refused_requests_keep_the_values_that_were_refused(capsys, db_url, engi
     assert rows["txn_r1"]["msisdn"] is None and "0812" in rows["txn_r1"]["extra"]
     assert (rows["txn_r2"]["amount_cents"], rows["txn_r2"]["error_code"]) == (50_000_000, "INVALID_AMOUNT")
     assert rows["txn_r3"]["amount_cents"] is None and '"amount_raw":-1050' in rows["txn_r3"]["extra"]
+
+
+def test_a_saved_gateway_api_page_loads_its_records(capsys, db_url, engine, tmp_path):
+    page = {"data": [GOOD, {**GOOD, "id": "txn_second"}, {"bad": 1}], "next_cursor": "c2"}
+    f = tmp_path / "page.json"
+    f.write_bytes(orjson.dumps(page, option=orjson.OPT_INDENT_2))
+    assert run_ingest(capsys, db_url, f)[1] == {"read": 3, "loaded": 2, "updated": 0, "duplicates": 0, "rejected": 1}
+    assert rejects(engine)[0]["raw"] == '{"bad":1}'

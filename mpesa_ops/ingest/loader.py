@@ -17,14 +17,15 @@ that already had one sets `conflicting_results` and keeps both events.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
+import operator
 from dataclasses import asdict, dataclass, fields as dc_fields
 from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 import orjson
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mpesa_ops.ingest import fields as F
@@ -124,11 +125,14 @@ DELIVERY_COLUMNS = [c.name for c in webhook_deliveries.columns]
 _FILLABLE = ("shortcode", "link_id", "msisdn", "amount_cents", "account_reference", "http_status",
              "merchant_request_id", "checkout_request_id", "mpesa_receipt", "completed_at", "result_desc", "extra")
 _PROVENANCE = ("load_run_id", "source", "source_line")
+_STATE = operator.itemgetter(*(c for c in TXN_COLUMNS if c not in _PROVENANCE and c != "record_hash"))
+_HASHED = operator.itemgetter(*(c for c in TXN_COLUMNS
+                                if c not in _PROVENANCE and c not in ("record_hash", "conflicting_results")))
 
 
 def _same_state(a: dict, b: dict) -> bool:
     """Equal but for where the row was last read from."""
-    return all(a[c] == b[c] for c in TXN_COLUMNS if c not in _PROVENANCE)
+    return _STATE(a) == _STATE(b)
 
 
 def _rank(status: str) -> int:
@@ -302,9 +306,7 @@ class _Batch:
             "conflicting_results": False, "extra": _json(t.extra),
             "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
         }
-        row["record_hash"] = _hash(*(row[c] for c in TXN_COLUMNS if c not in _PROVENANCE
-                                     and c not in ("record_hash", "conflicting_results")))
-        return row
+        return row  # record_hash is set when the batch is planned: one hash per stored state
 
     def _apply_txn(self, t: Txn, item: Item) -> None:
         new = self._row_from_txn(t, item)
@@ -328,9 +330,6 @@ class _Batch:
         if cur is None:
             self._store_txn(new)
             self.counts.loaded += 1
-            return
-        if cur["record_hash"] == new["record_hash"]:
-            self.counts.duplicates += 1
             return
         merged = self._merge(new, cur)
         if _same_state(merged, cur):
@@ -418,7 +417,6 @@ class _Batch:
             "conflicting_results": False, "extra": None,
             "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
         }
-        row["record_hash"] = _hash("event", e.key)
         return row
 
     def _apply_delivery(self, d: Delivery, item: Item) -> None:
@@ -440,16 +438,18 @@ class _Batch:
 
     # --- writing ---
 
-    def write(self, conn: Connection) -> None:
-        dialect = conn.dialect.name
-        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    def plan(self, dialect) -> list["Op"]:
+        """What this batch writes, as compiled statements with their parameters, in order."""
+        plan = _Plan(dialect)
+        ins = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         if self.deleted:
-            ids = list(self.deleted)
-            for i in range(0, len(ids), _IN_CHUNK):
-                conn.execute(delete(transactions).where(transactions.c.id.in_(ids[i:i + _IN_CHUNK])))
-        for old, new in self.moved.items():
-            conn.execute(update(result_events).where(result_events.c.transaction_id == old)
-                         .values(transaction_id=new))
+            plan.add("delete_txn", lambda: delete(transactions).where(transactions.c.id == bindparam("b_id")),
+                     [{"b_id": i} for i in sorted(self.deleted)])
+        if self.moved:
+            plan.add("move_events", lambda: update(result_events)
+                     .where(result_events.c.transaction_id == bindparam("b_old"))
+                     .values(transaction_id=bindparam("b_new")),
+                     [{"b_old": old, "b_new": new} for old, new in sorted(self.moved.items())])
         for event in self.new_events:  # events read earlier in this batch follow their payment's new id
             event["transaction_id"] = self.moved.get(event["transaction_id"], event["transaction_id"])
         if self.touched:
@@ -460,23 +460,26 @@ class _Batch:
                     set_={c: stmt.excluded[c] for c in TXN_COLUMNS if c != "id"},
                     where=transactions.c.updated_at <= stmt.excluded.updated_at,  # never back in time
                 )
-            executemany(conn, "upsert_txns", upsert_txns, [self.txns[i] for i in sorted(self.touched)])
+            rows = [self.txns[i] for i in sorted(self.touched)]
+            for row in rows:
+                row["record_hash"] = _hash(*_HASHED(row))  # of the state stored: a re-read compares equal
+            plan.add("upsert_txns", upsert_txns, rows)
         if self.new_events:
-            executemany(conn, "insert_events",
-                        lambda: ins(result_events).on_conflict_do_nothing(index_elements=["key"]), self.new_events)
+            plan.add("insert_events", lambda: ins(result_events).on_conflict_do_nothing(index_elements=["key"]),
+                     self.new_events)
         if self.touched_deliveries:
             def upsert_deliveries():
                 stmt = ins(webhook_deliveries)
                 return stmt.on_conflict_do_update(index_elements=[webhook_deliveries.c.id],
                                                   set_={c: stmt.excluded[c] for c in DELIVERY_COLUMNS if c != "id"})
-            executemany(conn, "upsert_deliveries", upsert_deliveries,
-                        [self.deliveries[i] for i in sorted(self.touched_deliveries)])
+            plan.add("upsert_deliveries", upsert_deliveries, [self.deliveries[i] for i in sorted(self.touched_deliveries)])
         if self.rejects:
-            executemany(conn, "insert_rejects",
-                        lambda: ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]), self.rejects)
-        self._write_rollups(conn, ins)
+            plan.add("insert_rejects", lambda: ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]),
+                     self.rejects)
+        self._plan_rollups(plan, ins)
+        return plan.ops
 
-    def _write_rollups(self, conn: Connection, ins) -> None:
+    def _plan_rollups(self, plan: "_Plan", ins) -> None:
         deltas: dict[tuple, list[int]] = {}
 
         def bump(key, n, amount):
@@ -491,7 +494,7 @@ class _Batch:
                 row = self.txns[tid]
                 bump(_txn_contribution(row), 1, row["amount_cents"] or 0)
         rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n, "amount_cents": a}
-                for k, (n, a) in deltas.items() if n or a]
+                for k, (n, a) in sorted(deltas.items()) if n or a]
         if rows:
             def add_txn_rollup():
                 stmt = ins(txn_rollup_minute)
@@ -499,9 +502,10 @@ class _Batch:
                     index_elements=["bucket", "shortcode", "status", "outcome"],
                     set_={"attempts": txn_rollup_minute.c.attempts + stmt.excluded.attempts,
                           "amount_cents": txn_rollup_minute.c.amount_cents + stmt.excluded.amount_cents})
-            executemany(conn, "add_txn_rollup", add_txn_rollup, rows)
+            plan.add("add_txn_rollup", add_txn_rollup, rows)
             if any(r["attempts"] < 0 for r in rows):
-                conn.execute(delete(txn_rollup_minute).where(txn_rollup_minute.c.attempts <= 0))
+                plan.add("drop_empty_txn_rollup", lambda: delete(txn_rollup_minute)
+                         .where(txn_rollup_minute.c.attempts <= bindparam("b_zero")), [{"b_zero": 0}])
 
         ddeltas: dict[tuple, list] = {}
         for did in self.touched_deliveries:
@@ -513,7 +517,7 @@ class _Batch:
                 d[1] += sign * (1 if (row["attempt"] or 1) > 1 else 0)
                 d[2] += sign * (row["latency_ms"] or 0.0)
         drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r, "latency_ms_sum": lat}
-                 for k, (n, r, lat) in ddeltas.items() if n or r or lat]
+                 for k, (n, r, lat) in sorted(ddeltas.items()) if n or r or lat]
         if drows:
             def add_delivery_rollup():
                 stmt = ins(delivery_rollup_minute)
@@ -523,71 +527,95 @@ class _Batch:
                     set_={"deliveries": t.deliveries + stmt.excluded.deliveries,
                           "retries": t.retries + stmt.excluded.retries,
                           "latency_ms_sum": t.latency_ms_sum + stmt.excluded.latency_ms_sum})
-            executemany(conn, "add_delivery_rollup", add_delivery_rollup, drows)
+            plan.add("add_delivery_rollup", add_delivery_rollup, drows)
             if any(r["deliveries"] < 0 for r in drows):
-                conn.execute(delete(delivery_rollup_minute).where(delivery_rollup_minute.c.deliveries <= 0))
+                plan.add("drop_empty_delivery_rollup", lambda: delete(delivery_rollup_minute)
+                         .where(delivery_rollup_minute.c.deliveries <= bindparam("b_zero")), [{"b_zero": 0}])
 
 
 class Loader:
     """Loads items in batches under one load run; `counts` is the running total.
 
-    One loader at a time per store (a lock held from start to finish): each batch
-    is applied against the stored state it read, so two loaders interleaving
-    could count a change twice in the rollups.
+    One loader at a time per store: each batch is applied against the stored state
+    it read, so two loaders interleaving could count a change twice in the rollups.
+    The lock is held by whoever writes: this process for single batches, the
+    writer process for a stream.
     """
 
     def __init__(self, engine: Engine, command: str, sources: str, batch_size: int = BATCH_SIZE):
         self.engine, self.batch_size = engine, batch_size
         self.counts = Counts()
-        self._lock = StoreLock(engine)
+        self._lock: StoreLock | None = None
         with engine.begin() as conn:
             self.run_id = conn.execute(insert(load_runs).values(
                 command=command, sources=sources[:10_000], started_at=now_utc(), status="running",
                 read=0, loaded=0, updated=0, duplicates=0, rejected=0)).inserted_primary_key[0]
 
-    def _prepare(self, items: list[Item], in_flight: _InFlight | None = None) -> tuple["_Batch", Counts]:
+    def _prepare(self, items: list[Item], in_flight: _InFlight | None = None) -> tuple["_Batch", list[Op]]:
+        """Read the state, apply the items, and plan the writes (counts included)."""
         batch = _Batch(items, self.run_id, in_flight)
         with self.engine.connect() as conn:
             batch.prefetch(conn)
         batch.apply()
-        total = Counts(**self.counts.as_dict())
-        total.add(batch.counts)
-        self.counts = total
-        return batch, total
-
-    def _commit(self, batch: "_Batch", total: Counts, extra_writes=None) -> None:
-        """One database transaction: the batch, the run's counts so far, and
-        `extra_writes(conn)` (the pull saves its cursor there, so it commits with
-        the rows it covers)."""
-        with self.engine.begin() as conn:
-            batch.write(conn)
-            conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(**total.as_dict()))
-            if extra_writes is not None:
-                extra_writes(conn)
+        self.counts.add(batch.counts)
+        run = _Plan(self.engine.dialect)  # the run's counts so far commit with the batch
+        run.add("update_run", lambda: update(load_runs).where(load_runs.c.id == bindparam("b_run"))
+                .values(**{c: bindparam(f"b_{c}") for c in self.counts.as_dict()}),
+                [{"b_run": self.run_id, **{f"b_{c}": n for c, n in self.counts.as_dict().items()}}])
+        return batch, batch.plan(self.engine.dialect) + run.ops
 
     def load_batch(self, items: list[Item], extra_writes=None) -> Counts:
-        """Load one batch and commit it before returning; its own counts."""
-        batch, total = self._prepare(items)
-        self._commit(batch, total, extra_writes)
+        """Load one batch and commit it before returning, with `extra_writes(conn)` in
+        the same transaction (the pull saves its cursor there); the batch's counts."""
+        if self._lock is None:
+            self._lock = StoreLock(self.engine)
+        batch, ops = self._prepare(items)
+        with self.engine.begin() as conn:
+            run_ops(conn, ops)
+            if extra_writes is not None:
+                extra_writes(conn)
         return batch.counts
 
     def load(self, items: Iterable[Item]) -> Counts:
-        """Load a stream of items. While one batch commits on a writer thread (the
-        database works with the GIL released), the next is read and applied here."""
+        """Load a stream of items. One batch is committed here; more go to a writer
+        process that commits batch N while this process reads and applies N+1."""
+        chunks = chunked(items, self.batch_size)
+        first = next(chunks, None)
+        if first is None:
+            return self.counts
+        second = next(chunks, None)
+        if second is None:
+            self.load_batch(first)
+            return self.counts
+        from mpesa_ops.ingest.writer import WriterProcess
+
+        writer = WriterProcess(self.engine.url.render_as_string(hide_password=False))
         in_flight = _InFlight()
-        pending: Future | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="mpesa-ops-writer") as writer:
-            try:
-                for no, chunk in enumerate(chunked(items, self.batch_size)):
-                    batch, total = self._prepare(chunk, in_flight)
-                    in_flight.record(batch, no)
-                    if pending is not None:
-                        pending.result()
-                        in_flight.committed(no - 1)
-                    pending = writer.submit(self._commit, batch, total)
-            finally:
-                if pending is not None:
-                    pending.result()  # the batch in flight commits (or its error surfaces) before we leave
+        in_flight_no: int | None = None
+        # The records are acyclic dicts that reference counting frees; the cyclic
+        # collector's passes over a batch's live state cost ~8% of a large load.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for no, chunk in enumerate(_chain([first, second], chunks)):
+                batch, ops = self._prepare(chunk, in_flight)
+                in_flight.record(batch, no)
+                if in_flight_no is not None:
+                    in_flight.committed(writer.committed())
+                writer.submit(no, ops)
+                in_flight_no = no
+            if in_flight_no is not None:
+                writer.committed()
+                in_flight_no = None
+        finally:
+            if in_flight_no is not None:  # stopping early: let the batch handed over commit first
+                try:
+                    writer.committed()
+                except Exception:
+                    pass
+            writer.close()
+            if gc_was_enabled:
+                gc.enable()
         return self.counts
 
     def finish(self, status: str = "ok", message: str | None = None) -> None:
@@ -596,7 +624,14 @@ class Loader:
                 conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(
                     status=status, finished_at=now_utc(), message=message, **self.counts.as_dict()))
         finally:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+
+def _chain(head: list, rest: Iterator) -> Iterator:
+    yield from head
+    yield from rest
 
 
 class StoreLock:
@@ -626,35 +661,47 @@ class StoreLock:
             self._file = None
 
 
+Op = tuple[str, list | None, frozenset, list]  # compiled SQL, positional order (None: named), time columns, rows
 _COMPILED: dict = {}
 
 
-def executemany(conn: Connection, name: str, build, rows: list[dict]) -> None:
-    """Run statement `build()` for all rows through the driver's executemany.
+class _Plan:
+    """Statements for one dialect, each compiled once by SQLAlchemy (dialect-aware,
+    every value a bound parameter), with rows turned into driver parameters. The
+    rows skip SQLAlchemy's per-row processing, which costs more than the database's
+    own work on a large load. Rows stay dicts until run_ops turns them into driver
+    parameters, which a writer process does on its own core."""
 
-    SQLAlchemy builds and compiles the statement (so it stays dialect-aware, with
-    every value a bound parameter); the rows skip its per-row parameter processing,
-    which costs more than the database's own work on a large load. The only value
-    that needs converting is time: SQLite keeps naive UTC text in SQLAlchemy's format.
-    """
-    dialect = conn.dialect
-    key = (dialect.name, name, tuple(rows[0]))
-    entry = _COMPILED.get(key)
-    if entry is None:
-        stmt = build()
-        compiled = stmt.compile(dialect=dialect, column_keys=list(rows[0]))
-        table = stmt.table
-        order = list(compiled.positiontup) if compiled.positional else None
-        times = {c.name for c in table.columns if isinstance(c.type, UtcDateTime)}
-        entry = _COMPILED[key] = (str(compiled), order, times)
-    sql, order, times = entry
-    if order is None:  # named parameters (Postgres): aware datetimes go as they are
-        conn.exec_driver_sql(sql, rows)
-        return
-    conv = [(k, k in times) for k in order]
-    params = [tuple((None if r[k] is None else r[k].astimezone(timezone.utc).replace(tzinfo=None)
-                     .isoformat(" ", "microseconds")) if is_time else r[k] for k, is_time in conv) for r in rows]
-    conn.exec_driver_sql(sql, params)
+    def __init__(self, dialect):
+        self.dialect = dialect
+        self.ops: list[Op] = []
+
+    def add(self, name: str, build, rows: list[dict]) -> None:
+        key = (self.dialect.name, name, tuple(rows[0]))
+        entry = _COMPILED.get(key)
+        if entry is None:
+            stmt = build()
+            compiled = stmt.compile(dialect=self.dialect, column_keys=list(rows[0]))
+            order = list(compiled.positiontup) if compiled.positional else None
+            times = {c.name for c in stmt.table.columns if isinstance(c.type, UtcDateTime)}
+            entry = _COMPILED[key] = (str(compiled), order, times)
+        sql, order, times = entry
+        self.ops.append((sql, order, frozenset(times), rows))
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite storage format for our UTC times."""
+    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def run_ops(conn: Connection, ops: list[Op]) -> None:
+    for sql, order, times, rows in ops:
+        if order is None:  # named parameters (Postgres): aware datetimes go as they are
+            conn.exec_driver_sql(sql, rows)
+            continue
+        getters = [(k, k in times) for k in order]
+        conn.exec_driver_sql(sql, [tuple(_sqlite_time(r[k]) if is_time else r[k] for k, is_time in getters)
+                                   for r in rows])
 
 
 def chunked(items: Iterable, size: int) -> Iterator[list]:

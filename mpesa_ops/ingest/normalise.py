@@ -478,14 +478,17 @@ def normalise_daraja_error(record: dict) -> Event:
 
 def recognise(record: dict) -> str | None:
     """Which format a record is: "txn", "delivery", "callback", "query", "daraja_error", or None."""
-    body = next((record[k] for k in record if isinstance(k, str) and k.lower() == "body"), None) \
-        if ("body" in record or "Body" in record or _has_body_key(tuple(record))) else None
-    return _recognise_shape(tuple(record), isinstance(body, dict), body is not None)
+    keys = tuple(record)
+    body_key = _body_key(keys)
+    if body_key is None:
+        return _recognise_shape(keys, False, False)
+    body = record[body_key]
+    return _recognise_shape(keys, isinstance(body, dict), body is not None)
 
 
 @lru_cache(maxsize=512)
-def _has_body_key(keys: tuple) -> bool:
-    return any(isinstance(k, str) and k.lower() == "body" for k in keys)
+def _body_key(keys: tuple):
+    return next((k for k in keys if isinstance(k, str) and k.lower() == "body"), None)
 
 
 @lru_cache(maxsize=1024)

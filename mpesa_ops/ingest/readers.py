@@ -134,10 +134,33 @@ def read_records(path: Path) -> Iterator[RawRecord]:
         fmt = sniff_format(path, head)
         if fmt == "csv":
             yield from _read_csv(stream)
-        elif fmt == "jsonl" or _first_line_is_json(head):
-            yield from _read_jsonl(stream)
-        else:
-            yield from _read_json_document(stream)
+            return
+        reader = _read_jsonl(stream) if fmt == "jsonl" or _first_line_is_json(head) else _read_json_document(stream)
+        for rec in reader:
+            items = page_items(rec.value)
+            if items is None:
+                yield rec
+                continue
+            for item in items:
+                yield RawRecord(rec.line, item, _item_text(item), None)
+
+
+PAGE_KEYS = frozenset(("data", "next_cursor", "cursor", "next", "has_more", "meta", "links", "page", "total"))
+
+
+def page_items(value) -> list | None:
+    """The records of a saved gateway API page ({"data": [...], "next_cursor": ...}),
+    or None when the value is not such a page."""
+    if isinstance(value, dict) and isinstance(value.get("data"), list) and value.keys() <= PAGE_KEYS:
+        return value["data"]
+    return None
+
+
+def _item_text(item) -> str:
+    try:
+        return orjson.dumps(item).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(item, ensure_ascii=True, default=str)
 
 
 def _first_line_is_json(head: bytes) -> bool:
