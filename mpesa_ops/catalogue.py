@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
+from mpesa_ops.signatures import VERDICTS
+
 __all__ = [
     "FAMILIES",
     "WHO",
@@ -136,19 +138,15 @@ _PRODUCT_SETUP = (
 #       meaning, causes, check_first, who_acts, tell_customer, retry)
 # --------------------------------------------------------------------------------------
 
-_VERDICTS = frozenset(
-    {
-        "valid",
-        "missing_signature",
-        "malformed_signature",
-        "timestamp_skew",
-        "previous_secret",
-        "secret_encoding",
-        "body_reserialized",
-        "encoding_mismatch",
-        "wrong_secret",
-    }
+_VERDICTS = frozenset(VERDICTS)  # the signature checks' verdicts, named where they are made
+
+_CANCEL_CAUSES = (
+    "The customer changed their mind or pressed Cancel by mistake.",
+    "The amount or business name on the prompt looked wrong or unfamiliar.",
 )
+_CANCEL_TELL = ("You cancelled the M-Pesa prompt, so nothing was taken. If you would still like to pay, "
+                "we can send the prompt again.")
+_CANCEL_RETRY = "Only retry when the customer asks; never auto-retry a cancellation."
 
 _ROWS: tuple[tuple, ...] = (
     # ---------------------------------------------------------------- M-Pesa result codes
@@ -384,38 +382,30 @@ _ROWS: tuple[tuple, ...] = (
         "1031", "result", "customer", "customer cancelled", "Request cancelled by user", None, True,
         "The customer cancelled or dismissed the M-Pesa prompt, so nothing was charged "
         "(same meaning as 1032).",
-        (
-            "The customer changed their mind or pressed Cancel by mistake.",
-            "The amount or business name on the prompt looked wrong or unfamiliar.",
-        ),
+        _CANCEL_CAUSES,
         (
             "Check the amount and business name shown on the prompt were right; a spike of "
             "cancellations often means the prompt shows an unexpected name or amount.",
             "Give a clear cancellation message and offer to send the prompt again.",
         ),
         ("support", "customer"),
-        "You cancelled the M-Pesa prompt, so nothing was taken. If you would still like to pay, "
-        "we can send the prompt again.",
-        "Only retry when the customer asks; never auto-retry a cancellation.",
+        _CANCEL_TELL,
+        _CANCEL_RETRY,
     ),
     (
         "1032", "result", "customer", "customer cancelled", "User cancelled", None, True,
         "The customer pressed Cancel on the M-Pesa prompt (or dismissed it), so nothing was "
         "charged. Texts vary: 'Request cancelled by user', 'Request Cancelled by user.', "
         "'[STK_CB - ]Request cancelled by user'.",
-        (
-            "The customer changed their mind or pressed Cancel by mistake.",
-            "The amount or business name on the prompt looked wrong or unfamiliar.",
-        ),
+        _CANCEL_CAUSES,
         (
             "Check the amount and business name shown on the prompt were right; a spike of "
             "cancellations often means the prompt shows an unexpected name or amount.",
             "Provide a clear cancellation message and allow the customer to retry.",
         ),
         ("support", "customer"),
-        "You cancelled the M-Pesa prompt, so nothing was taken. If you would still like to pay, "
-        "we can send the prompt again.",
-        "Only retry when the customer asks; never auto-retry a cancellation.",
+        _CANCEL_TELL,
+        _CANCEL_RETRY,
     ),
     (
         "1036", "result", "customer", "customer device", "SMSC acknowledgement timeout (old SIM)", None, True,
@@ -457,8 +447,8 @@ _ROWS: tuple[tuple, ...] = (
         "Retry with a reasonable wait (not within a minute of the last push) once the customer is "
         "ready; set clear timeout expectations in the checkout.",
     ),
-    (
-        "1101", "result", "merchant configuration", "merchant config", "Prompt text too long", None, True,
+    *((
+        code, "result", "merchant configuration", "merchant config", "Prompt text too long", None, True,
         "M-Pesa refused to send the prompt because its text is too long.",
         (
             "A long business name, AccountReference or TransactionDesc.",
@@ -471,22 +461,8 @@ _ROWS: tuple[tuple, ...] = (
         ("engineering", "gateway"),
         _OUR_SIDE,
         "Do not retry until the text is shortened; the same request will fail again.",
-    ),
-    (
-        "1102", "result", "merchant configuration", "merchant config", "Prompt text too long", None, True,
-        "M-Pesa refused to send the prompt because its text is too long.",
-        (
-            "A long business name, AccountReference or TransactionDesc.",
-        ),
-        (
-            _PROMPT_LIMITS,
-            "Shorten the business name or reference in the checkout; a long registered business "
-            "name is changed through the gateway or Safaricom.",
-        ),
-        ("engineering", "gateway"),
-        _OUR_SIDE,
-        "Do not retry until the text is shortened; the same request will fail again.",
-    ),
+    
+    ) for code in ("1101", "1102")),  # one meaning, two codes
     (
         "2001", "result", "customer", "customer PIN", "Wrong PIN", None, True,
         "The customer entered the wrong M-Pesa PIN on the prompt, so nothing was charged. In STK "
