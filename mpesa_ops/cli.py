@@ -167,6 +167,23 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+# --- verify ---
+
+def cmd_verify(args) -> int:
+    from mpesa_ops.verify_cli import UsageError, print_text, run
+
+    try:
+        status, result = run(args)
+    except UsageError as exc:
+        print(f"mpesa-ops verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        _print_json(result)
+    else:
+        print_text(result)
+    return status
+
+
 # --- parser ---
 
 def _positive_int(text: str) -> int:
@@ -214,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--db", help=db_help)
     m.add_argument("--json", action="store_true", help="print one JSON object")
     m.set_defaults(func=cmd_summary)
+
+    from mpesa_ops.verify_cli import add_parser as add_verify
+
+    add_verify(sub)
+    sub.choices["verify"].set_defaults(func=cmd_verify)
 
     d = sub.add_parser("demo", help="simulate, load and summarise demo data in one go")
     d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
