@@ -66,12 +66,7 @@ def cmd_ingest(args) -> int:
     try:
         report = ingest_paths(engine, args.paths, progress=not args.json and sys.stderr.isatty())
     except Exception as exc:
-        from mpesa_ops.ingest.db import redact
-
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-        raise Failure(f"ingest stopped: the store at {redact(str(engine.url))} failed: "
-                      f"{reason[0] if reason else type(exc).__name__}. Rows committed before it are kept; "
-                      "run the same command again to finish.") from None
+        raise Failure(_load_failure(exc, engine)) from None
     for path in report.missing:
         print(f"mpesa-ops ingest: {path}: no such file or folder", file=sys.stderr)
     if not report.files:
@@ -92,6 +87,21 @@ def cmd_ingest(args) -> int:
     for path in report.empty:
         print(f"note: {path} holds no records (empty file)")
     return EXIT_OK
+
+
+def _load_failure(exc: Exception, engine) -> str:
+    """One line for a load that stopped: the store's reason, or an internal error to report."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mpesa_ops.ingest.db import redact
+    from mpesa_ops.ingest.writer import WriterError
+
+    reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, (SQLAlchemyError, WriterError)):
+        return (f"the load stopped: the store at {redact(str(engine.url))} failed: {reason}. Batches committed "
+                "before it are kept; run the same command again to finish.")
+    return (f"the load stopped on an internal error ({type(exc).__name__}: {reason}); batches committed before it "
+            "are kept. Please report this with the command you ran.")
 
 
 # --- summary ---
@@ -148,11 +158,14 @@ def cmd_demo(args) -> int:
     if args.db is None:  # the demo store is rebuilt each time, so it always matches today's logs
         for suffix in ("", "-wal", "-shm"):
             Path(f"{folder / 'demo.db'}{suffix}").unlink(missing_ok=True)
-    if logs.exists():
-        shutil.rmtree(logs)
     start = dt.date.today() - dt.timedelta(days=args.days - 1)
     print(f"simulating {args.days} days of payments ending today into {logs} …", file=sys.stderr)
-    written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start)
+    try:
+        if logs.exists():
+            shutil.rmtree(logs)
+        written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start)
+    except OSError as exc:
+        raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
     try:
         engine = open_store(db)
     except StoreError as exc:
@@ -161,7 +174,10 @@ def cmd_demo(args) -> int:
     # In the order the gateway produces them (requests, then results, then webhooks),
     # so the counts read as a real day's would; the store is the same in any order.
     log_files = [str(logs / name) for name in written["files"] if ".jsonl" in name]
-    report = ingest_paths(engine, log_files, progress=sys.stderr.isatty(), command="demo")
+    try:
+        report = ingest_paths(engine, log_files, progress=sys.stderr.isatty(), command="demo")
+    except Exception as exc:
+        raise Failure(_load_failure(exc, engine)) from None
     c = report.counts
     print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
           f"rejected {c.rejected:,}")

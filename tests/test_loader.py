@@ -156,7 +156,7 @@ def test_a_later_pending_answer_does_not_undo_a_result(engine, tmp_path):
         {"requestId": "ws_CO_01102026100000001", "errorCode": "500.001.1001",
          "errorMessage": "The transaction is being processed", "received_at": "2026-10-01T10:05:00+03:00"},
     ])
-    assert counts(ingest_paths(engine, [str(f)])) == (2, 1, 1, 0, 0)
+    assert counts(ingest_paths(engine, [str(f)])) == (2, 2, 0, 0, 0)  # the answer is a new event; nothing changed
     assert one(engine, transactions, id="txn_001")["status"] == "success"
 
 
@@ -223,3 +223,49 @@ def test_values_orjson_refuses_do_not_stop_a_load(engine, tmp_path):
     f.write_text('{"id": "txn_big", "created_at": "2026-10-01T10:00:00Z", "status": "pending", '
                  '"note": 123456789012345678901234567890}\n')
     assert counts(ingest_paths(engine, [str(f)]))[1] == 1
+
+
+def test_equal_times_keep_the_first_state_whatever_the_order(engine, tmp_path):
+    a = txn("txn_001", "failed", "2026-10-01T10:01:00+03:00", result_code=1037, result_desc="DS timeout.")
+    b = txn("txn_001", "failed", "2026-10-01T10:01:00+03:00", result_code=1037, result_desc="No response from user.")
+    f = write_jsonl(tmp_path / "t.jsonl", [a, b])
+    assert counts(ingest_paths(engine, [str(f)])) == (2, 1, 0, 1, 0)
+    before = snapshot(engine)
+    assert counts(ingest_paths(engine, [str(f)])) == (2, 0, 0, 2, 0)  # a re-read changes nothing
+    assert snapshot(engine) == before
+    assert one(engine, transactions, id="txn_001")["result_desc"] == "DS timeout."
+
+
+def test_a_late_pending_answer_does_not_shift_which_result_is_newer(engine, tmp_path):
+    f = write_jsonl(tmp_path / "t.jsonl", [
+        txn("txn_001", "success", "2026-10-01T10:00:00+03:00"),
+        {"requestId": "ws_CO_01102026100000001", "errorCode": "500.001.1001",
+         "errorMessage": "The transaction is being processed", "received_at": "2026-10-01T10:10:00+03:00"},
+        txn("txn_001", "failed", "2026-10-01T10:05:00+03:00", result_code=1032),
+    ])
+    ingest_paths(engine, [str(f)])
+    row = one(engine, transactions, id="txn_001")
+    assert (row["status"], row["result_code"], row["conflicting_results"]) == ("failed", "1032", True)
+
+
+def test_an_event_that_changes_nothing_counts_as_loaded(engine, tmp_path):
+    f = write_jsonl(tmp_path / "t.jsonl", [
+        txn("txn_001", "success", "2026-10-01T10:01:00+03:00"),
+        {"requestId": "ws_CO_01102026100000001", "errorCode": "500.001.1001",
+         "errorMessage": "The transaction is being processed", "received_at": "2026-10-01T10:05:00+03:00"},
+    ])
+    assert counts(ingest_paths(engine, [str(f)])) == (2, 2, 0, 0, 0)
+
+
+def test_a_stand_alone_result_merges_into_a_request_row_stored_without_its_checkout_id(engine, tmp_path):
+    pending = txn("txn_001")
+    del pending["checkout_request_id"]
+    ingest_paths(engine, [str(write_jsonl(tmp_path / "a.jsonl", [pending]))])
+    ingest_paths(engine, [str(write_jsonl(tmp_path / "b.jsonl", [callback("ws_CO_01102026100000001", 0)]))])
+    final = txn("txn_001", "success", "2026-10-01T10:01:00+03:00")
+    assert counts(ingest_paths(engine, [str(write_jsonl(tmp_path / "c.jsonl", [final]))])) == (1, 0, 1, 0, 0)
+    with engine.connect() as conn:
+        ids = conn.execute(select(transactions.c.id)).scalars().all()
+    assert ids == ["txn_001"]
+    assert one(engine, result_events, checkout_request_id="ws_CO_01102026100000001")["transaction_id"] == "txn_001"
+    assert rollup_stored(engine) == rollup_from_rows(engine)

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mpesa_ops.ingest import fields as F
@@ -126,7 +126,12 @@ DELIVERY_COLUMNS = [c.name for c in webhook_deliveries.columns]
 _FILLABLE = ("shortcode", "link_id", "msisdn", "amount_cents", "account_reference", "http_status",
              "merchant_request_id", "checkout_request_id", "mpesa_receipt", "completed_at", "result_desc", "extra")
 _PROVENANCE = ("load_run_id", "source", "source_line")
-_STATE = operator.itemgetter(*(c for c in TXN_COLUMNS if c not in _PROVENANCE and c != "record_hash"))
+# What makes a payment's state: not where it was read from, not its hash, and not
+# updated_at alone (a later copy of the same state changes nothing).
+_STATE = operator.itemgetter(*(c for c in TXN_COLUMNS
+                               if c not in _PROVENANCE and c not in ("record_hash", "updated_at")))
+# A pending state that lost to a result may still tell who paid and how much, not how it ended.
+_FILL_FROM_PENDING = tuple(c for c in _FILLABLE if c not in ("completed_at", "result_desc", "mpesa_receipt"))
 _HASHED = operator.itemgetter(*(c for c in TXN_COLUMNS
                                 if c not in _PROVENANCE and c not in ("record_hash", "conflicting_results")))
 
@@ -140,11 +145,18 @@ def _rank(status: str) -> int:
     return 1 if status in FINAL else 0
 
 
-def _supersedes(new_status: str, new_time: datetime, cur: dict) -> bool:
-    """Whether a state (status at time) replaces the current one."""
-    if _rank(new_status) != _rank(cur["status"]):
-        return _rank(new_status) > _rank(cur["status"])
-    return new_time >= cur["updated_at"]
+def _state_time(row: dict) -> datetime:
+    """When a row's state came about: a result's own time, else the row's last update."""
+    return (row["completed_at"] or row["updated_at"]) if row["status"] in FINAL else row["updated_at"]
+
+
+def _supersedes(new: dict, cur: dict) -> bool:
+    """Whether a state replaces the current one: a final beats a pending; otherwise
+    the strictly newer one. On a tie the current state stays, so the outcome does
+    not depend on the order the records were read in."""
+    if _rank(new["status"]) != _rank(cur["status"]):
+        return _rank(new["status"]) > _rank(cur["status"])
+    return _state_time(new) > _state_time(cur)
 
 
 class _InFlight:
@@ -312,22 +324,23 @@ class _Batch:
     def _apply_txn(self, t: Txn, item: Item) -> None:
         new = self._row_from_txn(t, item)
         cur = self.txns.get(t.id)
-        if cur is None and t.checkout_request_id:
-            orphan_id = self.by_checkout.get(t.checkout_request_id)
-            if orphan_id is not None and self.txns[orphan_id]["origin"] != "log":
-                # A result arrived before its request row: the request row takes it over.
-                cur = self.txns.pop(orphan_id)
-                self.deleted.add(orphan_id)
-                self.touched.discard(orphan_id)
-                self.moved[orphan_id] = t.id
-                for old, target in self.moved.items():
-                    if target == orphan_id:
-                        self.moved[old] = t.id
-                merged = self._merge(new, cur)
+        orphan_id = self.by_checkout.get(t.checkout_request_id) if t.checkout_request_id else None
+        if orphan_id is not None and orphan_id != t.id and self.txns[orphan_id]["origin"] != "log":
+            # A result arrived before its request row carried the CheckoutRequestID: the
+            # request row takes over that stand-alone payment and its events.
+            orphan = self._take_over(orphan_id, t.id)
+            if cur is None:
+                merged = self._merge(new, orphan)
                 merged.update(origin="log", **{c: new[c] for c in _PROVENANCE})
                 self._store_txn(merged)
                 self.counts.loaded += 1
                 return
+            cur = self._merge(cur, orphan)
+            cur.update(origin="log")
+            merged = self._merge(new, cur)
+            self._store_txn(merged)
+            self.counts.updated += 1
+            return
         if cur is None:
             self._store_txn(new)
             self.counts.loaded += 1
@@ -339,15 +352,26 @@ class _Batch:
         self._store_txn(merged)
         self.counts.updated += 1
 
+    def _take_over(self, orphan_id: str, new_id: str) -> dict:
+        """Remove the stand-alone payment `orphan_id`; its events move to `new_id`."""
+        orphan = self.txns.pop(orphan_id)
+        self.deleted.add(orphan_id)
+        self.touched.discard(orphan_id)
+        self.moved[orphan_id] = new_id
+        for old, target in self.moved.items():
+            if target == orphan_id:
+                self.moved[old] = new_id
+        return orphan
+
     def _merge(self, new: dict, cur: dict) -> dict:
         """The state after `new` meets `cur`: the superseding one decides; the other fills gaps."""
         conflict = cur["conflicting_results"] or (
             cur["status"] in FINAL and new["status"] in FINAL and cur["outcome"] != new["outcome"])
-        if _supersedes(new["status"], new["updated_at"], cur):
+        if _supersedes(new, cur):
             winner, other = dict(new), cur
         else:
             winner, other = dict(cur), new
-        for col in _FILLABLE:
+        for col in _FILLABLE if other["status"] in FINAL or winner["status"] not in FINAL else _FILL_FROM_PENDING:
             if winner[col] is None and other[col] is not None:
                 winner[col] = other[col]
         # The request row's time is the gateway's own; an event's is a best guess.
@@ -387,8 +411,11 @@ class _Batch:
             merged["origin"] = cur["origin"]
             if merged["origin"] == "log":  # the request row keeps its own source; the event has its own
                 merged.update(load_run_id=cur["load_run_id"], source=cur["source"], source_line=cur["source_line"])
-            self._store_txn(merged)
-            self.counts.updated += 1
+            if _same_state(merged, cur):
+                self.counts.loaded += 1  # a new event row; the payment it names is unchanged
+            else:
+                self._store_txn(merged)
+                self.counts.updated += 1
         self.new_events.append({
             "key": e.key, "transaction_id": target, "kind": e.kind, "status": e.status, "code": e.code,
             "description": e.description, "time": e.time, "time_source": e.time_source,
@@ -545,7 +572,8 @@ class Loader:
 
     def __init__(self, engine: Engine, command: str, sources: str, batch_size: int = BATCH_SIZE):
         self.engine, self.batch_size = engine, batch_size
-        self.counts = Counts()
+        self.counts = Counts()  # applied so far
+        self.committed = Counts()  # of those, committed: what a failed run records
         self._lock: StoreLock | None = None
         with engine.begin() as conn:
             self.run_id = conn.execute(insert(load_runs).values(
@@ -575,6 +603,7 @@ class Loader:
             run_ops(conn, ops)
             if extra_writes is not None:
                 extra_writes(conn)
+        self.committed = Counts(**self.counts.as_dict())
         return batch.counts
 
     def load(self, items: Iterable[Item]) -> Counts:
@@ -592,7 +621,7 @@ class Loader:
 
         writer = WriterProcess(self.engine.url.render_as_string(hide_password=False))
         in_flight = _InFlight()
-        in_flight_no: int | None = None
+        handed: dict[int, Counts] = {}  # batches handed to the writer, with the run's counts at each
         # The records are acyclic dicts that reference counting frees; the cyclic
         # collector's automatic passes over a batch's live state cost ~8% of a large
         # load, so it runs every GC_EVERY batches instead (tracebacks of rejected
@@ -605,17 +634,16 @@ class Loader:
                 in_flight.record(batch, no)
                 if no % GC_EVERY == GC_EVERY - 1:
                     gc.collect()
-                if in_flight_no is not None:
-                    in_flight.committed(writer.committed())
+                if handed:
+                    self._acknowledge(writer, handed, in_flight)
                 writer.submit(no, ops)
-                in_flight_no = no
-            if in_flight_no is not None:
-                writer.committed()
-                in_flight_no = None
+                handed[no] = Counts(**self.counts.as_dict())
+            while handed:
+                self._acknowledge(writer, handed, in_flight)
         finally:
-            if in_flight_no is not None:  # stopping early: let the batch handed over commit first
+            if handed:  # stopping early: the batch handed over commits (or fails) before we leave
                 try:
-                    writer.committed()
+                    self._acknowledge(writer, handed, in_flight, timeout=120)
                 except Exception:
                     pass
             writer.close()
@@ -623,11 +651,17 @@ class Loader:
                 gc.enable()
         return self.counts
 
+    def _acknowledge(self, writer, handed: dict, in_flight: "_InFlight", timeout: float | None = None) -> None:
+        no = writer.committed(timeout)
+        self.committed = handed.pop(no)
+        in_flight.committed(no)
+
     def finish(self, status: str = "ok", message: str | None = None) -> None:
         try:
+            counts = self.counts if status == "ok" else self.committed
             with self.engine.begin() as conn:
                 conn.execute(update(load_runs).where(load_runs.c.id == self.run_id).values(
-                    status=status, finished_at=now_utc(), message=message, **self.counts.as_dict()))
+                    status=status, finished_at=now_utc(), message=message, **counts.as_dict()))
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -648,7 +682,7 @@ class StoreLock:
         self._conn = self._file = None
         if engine.dialect.name == "postgresql":
             self._conn = engine.connect()
-            self._conn.exec_driver_sql(f"SELECT pg_advisory_lock({self.KEY})")
+            self._conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self.KEY})
             self._conn.commit()
         elif engine.url.database and engine.url.database != ":memory:":
             import fcntl
@@ -658,7 +692,7 @@ class StoreLock:
 
     def release(self) -> None:
         if self._conn is not None:
-            self._conn.exec_driver_sql(f"SELECT pg_advisory_unlock({self.KEY})")
+            self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.KEY})
             self._conn.close()
             self._conn = None
         if self._file is not None:

@@ -22,7 +22,7 @@ READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
 def batch_size_setting() -> int | None:
     """MPESA_OPS_BATCH_SIZE: records per database transaction (default: the loader's)."""
     value = os.environ.get("MPESA_OPS_BATCH_SIZE")
-    return int(value) if value and value.isdigit() and int(value) > 0 else None
+    return int(value) if value and value.isascii() and value.isdigit() and int(value) > 0 else None
 
 
 @dataclass

@@ -17,6 +17,11 @@ class WriterError(RuntimeError):
 
 
 def _serve(url: str, conn) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group; the loader decides when to stop, and
+    # the batch already handed over still commits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from mpesa_ops.ingest.db import make_engine
     from mpesa_ops.ingest.loader import StoreLock, run_ops
 
@@ -55,9 +60,15 @@ class WriterProcess:
         self._proc = ctx.Process(target=_serve, args=(url, child), name="mpesa-ops-writer", daemon=True)
         self._proc.start()
         child.close()
-        self._expect("ready")
+        try:
+            self._expect("ready")
+        except BaseException:
+            self.close()
+            raise
 
-    def _expect(self, what: str):
+    def _expect(self, what: str, timeout: float | None = None):
+        if timeout is not None and not self._conn.poll(timeout):
+            raise WriterError(f"the writer did not answer within {timeout:.0f} s")
         try:
             kind, value = self._conn.recv()
         except EOFError:
@@ -70,9 +81,9 @@ class WriterProcess:
     def submit(self, no: int, ops: list) -> None:
         self._conn.send((no, ops))
 
-    def committed(self) -> int:
+    def committed(self, timeout: float | None = None) -> int:
         """Wait for the next batch to commit; its number."""
-        return self._expect("ok")
+        return self._expect("ok", timeout)
 
     def close(self) -> None:
         try:
