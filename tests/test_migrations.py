@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from mpesa_ops.ingest.db import open_store, upgrade
+from mpesa_ops.ingest.db import upgrade
 from mpesa_ops.ingest.schema import metadata
 
 

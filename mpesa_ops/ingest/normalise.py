@@ -478,17 +478,19 @@ def normalise_daraja_error(record: dict) -> Event:
 
 def recognise(record: dict) -> str | None:
     """Which format a record is: "txn", "delivery", "callback", "query", "daraja_error", or None."""
-    keys = tuple(record)
-    body_key = _body_key(keys)
+    body_key, plain = _shape(tuple(record))
     if body_key is None:
-        return _recognise_shape(keys, False, False)
+        return plain
     body = record[body_key]
-    return _recognise_shape(keys, isinstance(body, dict), body is not None)
+    return _recognise_shape(tuple(record), isinstance(body, dict), body is not None)
 
 
-@lru_cache(maxsize=512)
-def _body_key(keys: tuple):
-    return next((k for k in keys if isinstance(k, str) and k.lower() == "body"), None)
+@lru_cache(maxsize=1024)
+def _shape(keys: tuple) -> tuple:
+    """(the key holding a body, or None; the format when there is no body): one
+    cached look-up per record shape."""
+    body_key = next((k for k in keys if isinstance(k, str) and k.lower() == "body"), None)
+    return body_key, (_recognise_shape(keys, False, False) if body_key is None else None)
 
 
 @lru_cache(maxsize=1024)

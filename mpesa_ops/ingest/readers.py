@@ -137,7 +137,8 @@ def read_records(path: Path) -> Iterator[RawRecord]:
             return
         reader = _read_jsonl(stream) if fmt == "jsonl" or _first_line_is_json(head) else _read_json_document(stream)
         for rec in reader:
-            items = page_items(rec.value)
+            value = rec.value
+            items = page_items(value) if value.__class__ is dict and "data" in value else None
             if items is None:
                 yield rec
                 continue

@@ -8,7 +8,7 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from sqlalchemy import Engine
 
@@ -35,25 +35,30 @@ class IngestReport:
     empty: list[str] = field(default_factory=list)
 
 
-def file_items(path: Path, on_record: Callable[[], None] | None = None) -> Iterator[Item]:
-    """Items of one file; a file that cannot be read to its end yields a rejected item saying so."""
+def file_items(path: Path, progress: "_Progress | None" = None) -> Iterator[Item]:
+    """Items of one file; a file that cannot be read to its end yields a rejected item
+    saying so. Returns how many records it read (the value of `yield from`)."""
     source = str(path.resolve())
-    line = 0
+    line = n = 0
     try:
         for rec in read_records(path):
             line = rec.line
-            if on_record is not None:
-                on_record()
+            n += 1
+            if progress is not None and not n & 1023:
+                progress.advance(1024)
             if rec.error is not None:
                 yield Item(source, rec.line, Rejected(rec.error, None, rec.error_code or "invalid_json"), rec.raw)
                 continue
             normalised = normalise(rec.value)
-            if isinstance(normalised, Rejected):
+            if normalised.__class__ is Rejected:
                 yield Item(source, rec.line, normalised, rec.raw)
             else:
                 yield Item(source, rec.line, normalised)
     except READ_ERRORS as exc:
         yield Item(source, line + 1, Rejected(f"could not read the file past this point: {exc}", None, "read_error"), "")
+    if progress is not None:
+        progress.advance(n & 1023)
+    return n
 
 
 class _Progress:
@@ -67,10 +72,9 @@ class _Progress:
         self.name = path.name
         self._draw()
 
-    def tick(self) -> None:
-        self.records += 1
-        if self.enabled and self.records % 5000 == 0:
-            self._draw()
+    def advance(self, n: int) -> None:
+        self.records += n
+        self._draw()
 
     def _draw(self) -> None:
         if self.enabled:
@@ -99,9 +103,7 @@ def ingest_paths(engine: Engine, paths: list[str], *, progress: bool = False, ba
     def items() -> Iterator[Item]:
         for path in found.files:
             bar.start_file(path)
-            before = bar.records
-            yield from file_items(path, bar.tick)
-            if bar.records == before:
+            if (yield from file_items(path, bar)) == 0:
                 report.empty.append(str(path))
 
     try:
