@@ -67,8 +67,9 @@ def cmd_ingest(args) -> int:
         report = ingest_paths(engine, args.paths, progress=not args.json and sys.stderr.isatty())
     except Exception as exc:
         raise Failure(_load_failure(exc, engine)) from None
-    for path in report.missing:
-        print(f"mpesa-ops ingest: {path}: no such file or folder", file=sys.stderr)
+    if report.files:  # some paths loaded: name the ones that did not (with none, the failure line says it)
+        for path in report.missing:
+            print(f"mpesa-ops ingest: {path}: no such file or folder", file=sys.stderr)
     if not report.files:
         if report.missing:
             raise Failure(f"nothing to read: {', '.join(report.missing)} not found")

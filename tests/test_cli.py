@@ -45,7 +45,15 @@ def test_summary_json_keys(capsys, tmp_path):
 def test_a_missing_path_fails_with_one_line(capsys, tmp_path):
     assert main(["ingest", str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "s.db")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("mpesa-ops ingest: nothing to read") and "nope.jsonl" in err[-1]
+    assert len(err) == 1 and err[0].startswith("mpesa-ops ingest: nothing to read") and "nope.jsonl" in err[0]
+
+
+def test_a_missing_path_beside_a_good_one_is_named_and_the_rest_loads(capsys, tmp_path):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"id": "x", "created_at": "2026-10-01T10:00:00Z", "status": "pending"}\n')
+    assert main(["ingest", str(f), str(tmp_path / "nope.jsonl"), "--db", str(tmp_path / "s.db"), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["loaded"] == 1 and "nope.jsonl: no such file or folder" in err
 
 
 def test_an_unreachable_database_fails_with_one_line_and_no_password(tmp_path):
