@@ -531,9 +531,14 @@ class _Batch:
                     set_={"attempts": txn_rollup_minute.c.attempts + stmt.excluded.attempts,
                           "amount_cents": txn_rollup_minute.c.amount_cents + stmt.excluded.amount_cents})
             plan.add("add_txn_rollup", add_txn_rollup, rows)
-            if any(r["attempts"] < 0 for r in rows):
-                plan.add("drop_empty_txn_rollup", lambda: delete(txn_rollup_minute)
-                         .where(txn_rollup_minute.c.attempts <= bindparam("b_zero")), [{"b_zero": 0}])
+            emptied = [{"bucket": r["bucket"], "shortcode": r["shortcode"], "status": r["status"],
+                        "outcome": r["outcome"], "b_zero": 0} for r in rows if r["attempts"] < 0]
+            if emptied:  # only the keys this batch counted down can have reached zero
+                t = txn_rollup_minute.c
+                plan.add("drop_empty_txn_rollup", lambda: delete(txn_rollup_minute).where(
+                    t.bucket == bindparam("bucket"), t.shortcode == bindparam("shortcode"),
+                    t.status == bindparam("status"), t.outcome == bindparam("outcome"),
+                    t.attempts <= bindparam("b_zero")), emptied)
 
         ddeltas: dict[tuple, list] = {}
         for did in self.touched_deliveries:
@@ -556,9 +561,13 @@ class _Batch:
                           "retries": t.retries + stmt.excluded.retries,
                           "latency_ms_sum": t.latency_ms_sum + stmt.excluded.latency_ms_sum})
             plan.add("add_delivery_rollup", add_delivery_rollup, drows)
-            if any(r["deliveries"] < 0 for r in drows):
-                plan.add("drop_empty_delivery_rollup", lambda: delete(delivery_rollup_minute)
-                         .where(delivery_rollup_minute.c.deliveries <= bindparam("b_zero")), [{"b_zero": 0}])
+            emptied = [{"bucket": r["bucket"], "url": r["url"], "outcome": r["outcome"], "b_zero": 0}
+                       for r in drows if r["deliveries"] < 0]
+            if emptied:
+                t = delivery_rollup_minute.c
+                plan.add("drop_empty_delivery_rollup", lambda: delete(delivery_rollup_minute).where(
+                    t.bucket == bindparam("bucket"), t.url == bindparam("url"), t.outcome == bindparam("outcome"),
+                    t.deliveries <= bindparam("b_zero")), emptied)
 
 
 class Loader:
