@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import operator
 from dataclasses import asdict, dataclass, fields as dc_fields
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mpesa_ops.ingest import fields as F
 from mpesa_ops.ingest.normalise import Delivery, Event, Normalised, Rejected, Txn
+from mpesa_ops.ingest.readers import raw_text
 from mpesa_ops.ingest.schema import (UtcDateTime, delivery_rollup_minute, load_runs, rejected_records,
                                      result_events, transactions, txn_rollup_minute, webhook_deliveries)
 
@@ -291,8 +293,6 @@ class _Batch:
                 self._reject(r, item)
 
     def _reject(self, r: Rejected, item: Item) -> None:
-        from mpesa_ops.ingest.readers import raw_text
-
         self.counts.rejected += 1
         raw = raw_text(item.raw if item.raw is not None else "")
         self.rejects.append({
@@ -638,7 +638,7 @@ class Loader:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            for no, chunk in enumerate(_chain([first, second], chunks)):
+            for no, chunk in enumerate(itertools.chain((first, second), chunks)):
                 batch, ops = self._prepare(chunk, in_flight)
                 in_flight.record(batch, no)
                 if no % GC_EVERY == GC_EVERY - 1:
@@ -675,11 +675,6 @@ class Loader:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
-
-
-def _chain(head: list, rest: Iterator) -> Iterator:
-    yield from head
-    yield from rest
 
 
 class StoreLock:

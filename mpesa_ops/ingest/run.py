@@ -12,7 +12,7 @@ from typing import Iterator
 
 from sqlalchemy import Engine
 
-from mpesa_ops.ingest.loader import Counts, Item, Loader
+from mpesa_ops.ingest.loader import BATCH_SIZE, Counts, Item, Loader
 from mpesa_ops.ingest.normalise import Rejected, normalise
 from mpesa_ops.ingest.readers import discover, read_records
 
@@ -94,9 +94,8 @@ def ingest_paths(engine: Engine, paths: list[str], *, progress: bool = False, ba
                           found.missing)
     if not found.files:
         return report
-    batch_size = batch_size or batch_size_setting()
     loader = Loader(engine, command, " ".join(str(Path(p).resolve()) for p in paths),
-                    **({"batch_size": batch_size} if batch_size else {}))
+                    batch_size or batch_size_setting() or BATCH_SIZE)
     report.run_id = loader.run_id
     bar = _Progress(progress, len(found.files))
 
