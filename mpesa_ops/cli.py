@@ -60,13 +60,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def cmd_ingest(args) -> int:
-    from mpesa_ops.ingest.run import ingest_paths
-
     engine = _store(args.db)
-    try:
-        report = ingest_paths(engine, args.paths, progress=not args.json and sys.stderr.isatty())
-    except Exception as exc:
-        raise Failure(_load_failure(exc, engine)) from None
+    report = _ingest(engine, args.paths, progress=not args.json and sys.stderr.isatty(), command="ingest")
     if report.files:  # some paths loaded: name the ones that did not (with none, the failure line says it)
         for path in report.missing:
             print(f"mpesa-ops ingest: {path}: no such file or folder", file=sys.stderr)
@@ -90,19 +85,26 @@ def cmd_ingest(args) -> int:
     return EXIT_OK
 
 
-def _load_failure(exc: Exception, engine) -> str:
-    """One line for a load that stopped: the store's reason, or an internal error to report."""
+def _ingest(engine, paths: list[str], *, progress: bool, command: str):
+    """ingest_paths, with a load that stopped turned into one line: the store's
+    reason, or an internal error to report."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mpesa_ops.ingest.db import redact
+    from mpesa_ops.ingest.db import error_reason, redact
+    from mpesa_ops.ingest.run import ingest_paths
     from mpesa_ops.ingest.writer import WriterError
 
-    reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, (SQLAlchemyError, WriterError)):
-        return (f"the load stopped: the store at {redact(str(engine.url))} failed: {reason}. Batches committed "
-                "before it are kept; run the same command again to finish.")
-    return (f"the load stopped on an internal error ({type(exc).__name__}: {reason}); batches committed before it "
-            "are kept. Please report this with the command you ran.")
+    try:
+        return ingest_paths(engine, paths, progress=progress, command=command)
+    except Exception as exc:
+        reason = error_reason(exc)
+        if isinstance(exc, (SQLAlchemyError, WriterError)):
+            message = (f"the load stopped: the store at {redact(str(engine.url))} failed: {reason}. Batches "
+                       "committed before it are kept; run the same command again to finish.")
+        else:
+            message = (f"the load stopped on an internal error ({type(exc).__name__}: {reason}); batches committed "
+                       "before it are kept. Please report this with the command you ran.")
+        raise Failure(message) from None
 
 
 # --- summary ---
@@ -148,8 +150,6 @@ def print_summary(s: dict) -> None:
 # --- demo ---
 
 def cmd_demo(args) -> int:
-    from mpesa_ops.ingest.db import StoreError, open_store
-    from mpesa_ops.ingest.run import ingest_paths
     from mpesa_ops.ingest.simulate import simulate
     from mpesa_ops.ingest.summary import summary
 
@@ -167,18 +167,12 @@ def cmd_demo(args) -> int:
         written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start)
     except OSError as exc:
         raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
-    try:
-        engine = open_store(db)
-    except StoreError as exc:
-        raise Failure(str(exc)) from None
+    engine = _store(db)
     print("loading them into the store …", file=sys.stderr)
     # In the order the gateway produces them (requests, then results, then webhooks),
     # so the counts read as a real day's would; the store is the same in any order.
     log_files = [str(logs / name) for name in written["files"] if ".jsonl" in name]
-    try:
-        report = ingest_paths(engine, log_files, progress=sys.stderr.isatty(), command="demo")
-    except Exception as exc:
-        raise Failure(_load_failure(exc, engine)) from None
+    report = _ingest(engine, log_files, progress=sys.stderr.isatty(), command="demo")
     c = report.counts
     print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
           f"rejected {c.rejected:,}")

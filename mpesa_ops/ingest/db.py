@@ -39,6 +39,13 @@ def redact(url: str) -> str:
         return "<unparseable database URL>"
 
 
+def error_reason(exc: BaseException) -> str:
+    """The first line of what the database driver said (SQLAlchemy wraps it in
+    `orig`), or the exception's type when it said nothing."""
+    lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # the dashboard reads while a load writes
@@ -78,7 +85,6 @@ def open_store(db: str | None = None, *, migrate: bool = True) -> Engine:
     except StoreError:
         raise
     except Exception as exc:  # driver errors differ by dialect; all mean the same to the user
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot open the store at {redact(str(engine.url))}: {reason}. "
+        raise StoreError(f"cannot open the store at {redact(str(engine.url))}: {error_reason(exc)}. "
                          "Check --db or MPESA_OPS_DB and that the database server is running.") from None
     return engine

@@ -22,7 +22,7 @@ def _serve(url: str, conn) -> None:
     # Ctrl-C reaches the whole process group; the loader decides when to stop, and
     # the batch already handed over still commits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from mpesa_ops.ingest.db import make_engine
+    from mpesa_ops.ingest.db import error_reason, make_engine
     from mpesa_ops.ingest.loader import StoreLock, run_ops
 
     try:
@@ -45,7 +45,7 @@ def _serve(url: str, conn) -> None:
                 with engine.begin() as db:
                     run_ops(db, ops)
             except Exception as exc:
-                conn.send(("error", f"{type(exc).__name__}: {str(getattr(exc, 'orig', exc)).strip()}"))
+                conn.send(("error", f"{type(exc).__name__}: {error_reason(exc)}"))
                 break
             conn.send(("ok", no))
     finally:
