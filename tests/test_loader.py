@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mpesa_ops.ingest.run import ingest_paths
-from mpesa_ops.ingest.schema import result_events, transactions, txn_rollup_minute, webhook_deliveries
+from mpesa_ops.ingest.schema import (result_events, transactions, txn_rollup_hour, txn_rollup_minute,
+                                     webhook_deliveries)
 
 from conftest import write_jsonl
 from storehelpers import rollup_from_rows, rollup_stored, snapshot
@@ -170,8 +171,10 @@ def test_rollups_follow_every_state_change(engine, tmp_path):
         records.append(callback(f"ws_CO_01102026100000{i:03d}", 0, "2026-10-01T11:05:00+03:00"))
     ingest_paths(engine, [str(write_jsonl(tmp_path / "t.jsonl", records))], batch_size=8)
     assert rollup_stored(engine) == rollup_from_rows(engine)
+    assert rollup_stored(engine, hours=True) == rollup_from_rows(engine, hours=True)
     with engine.connect() as conn:  # a minute whose payments all moved on leaves no empty row behind
         assert conn.execute(select(txn_rollup_minute).where(txn_rollup_minute.c.attempts <= 0)).first() is None
+        assert conn.execute(select(txn_rollup_hour).where(txn_rollup_hour.c.attempts <= 0)).first() is None
 
 
 def test_webhook_deliveries_load_once_and_change_on_new_content(engine, tmp_path):

@@ -32,8 +32,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from mpesa_ops.ingest import fields as F
 from mpesa_ops.ingest.normalise import Delivery, Event, Normalised, Rejected, Txn
 from mpesa_ops.ingest.readers import raw_text
-from mpesa_ops.ingest.schema import (UtcDateTime, delivery_rollup_minute, load_runs, rejected_records,
-                                     result_events, transactions, txn_rollup_minute, webhook_deliveries)
+from mpesa_ops.ingest.schema import (UtcDateTime, delivery_rollup_hour, delivery_rollup_minute, load_runs,
+                                     rejected_records, result_events, transactions, txn_rollup_hour,
+                                     txn_rollup_minute, webhook_deliveries)
 
 BATCH_SIZE = 10_000  # measured: 16% faster than 5,000 at a million rows (more pending/final pairs meet in one batch)
 GC_EVERY = 20  # batches between cyclic garbage collections during a streamed load
@@ -521,24 +522,11 @@ class _Batch:
             if tid in self.touched:
                 row = self.txns[tid]
                 bump(_txn_contribution(row), 1, row["amount_cents"] or 0)
-        rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n, "amount_cents": a}
-                for k, (n, a) in sorted(deltas.items()) if n or a]
-        if rows:
-            def add_txn_rollup():
-                stmt = ins(txn_rollup_minute)
-                return stmt.on_conflict_do_update(
-                    index_elements=["bucket", "shortcode", "status", "outcome"],
-                    set_={"attempts": txn_rollup_minute.c.attempts + stmt.excluded.attempts,
-                          "amount_cents": txn_rollup_minute.c.amount_cents + stmt.excluded.amount_cents})
-            plan.add("add_txn_rollup", add_txn_rollup, rows)
-            emptied = [{"bucket": r["bucket"], "shortcode": r["shortcode"], "status": r["status"],
-                        "outcome": r["outcome"], "b_zero": 0} for r in rows if r["attempts"] < 0]
-            if emptied:  # only the keys this batch counted down can have reached zero
-                t = txn_rollup_minute.c
-                plan.add("drop_empty_txn_rollup", lambda: delete(txn_rollup_minute).where(
-                    t.bucket == bindparam("bucket"), t.shortcode == bindparam("shortcode"),
-                    t.status == bindparam("status"), t.outcome == bindparam("outcome"),
-                    t.attempts <= bindparam("b_zero")), emptied)
+        for table in (txn_rollup_minute, txn_rollup_hour):
+            rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n,
+                     "amount_cents": a} for k, (n, a) in sorted(deltas.items()) if n or a]
+            _plan_rollup_table(plan, ins, table, ("shortcode", "status", "outcome"), rows, "attempts")
+            deltas = _to_hours(deltas)
 
         ddeltas: dict[tuple, list] = {}
         for did in self.touched_deliveries:
@@ -549,25 +537,45 @@ class _Batch:
                 d[0] += sign
                 d[1] += sign * (1 if (row["attempt"] or 1) > 1 else 0)
                 d[2] += sign * (row["latency_ms"] or 0.0)
-        drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r, "latency_ms_sum": lat}
-                 for k, (n, r, lat) in sorted(ddeltas.items()) if n or r or lat]
-        if drows:
-            def add_delivery_rollup():
-                stmt = ins(delivery_rollup_minute)
-                t = delivery_rollup_minute.c
-                return stmt.on_conflict_do_update(
-                    index_elements=["bucket", "url", "outcome"],
-                    set_={"deliveries": t.deliveries + stmt.excluded.deliveries,
-                          "retries": t.retries + stmt.excluded.retries,
-                          "latency_ms_sum": t.latency_ms_sum + stmt.excluded.latency_ms_sum})
-            plan.add("add_delivery_rollup", add_delivery_rollup, drows)
-            emptied = [{"bucket": r["bucket"], "url": r["url"], "outcome": r["outcome"], "b_zero": 0}
-                       for r in drows if r["deliveries"] < 0]
-            if emptied:
-                t = delivery_rollup_minute.c
-                plan.add("drop_empty_delivery_rollup", lambda: delete(delivery_rollup_minute).where(
-                    t.bucket == bindparam("bucket"), t.url == bindparam("url"), t.outcome == bindparam("outcome"),
-                    t.deliveries <= bindparam("b_zero")), emptied)
+        for table in (delivery_rollup_minute, delivery_rollup_hour):
+            drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r,
+                      "latency_ms_sum": lat} for k, (n, r, lat) in sorted(ddeltas.items()) if n or r or lat]
+            _plan_rollup_table(plan, ins, table, ("url", "outcome"), drows, "deliveries")
+            ddeltas = _to_hours(ddeltas)
+
+
+def _to_hours(deltas: dict[tuple, list]) -> dict[tuple, list]:
+    """Minute deltas summed into hour deltas (the bucket is the key's first element)."""
+    hours: dict[tuple, list] = {}
+    for key, values in deltas.items():
+        hkey = (key[0].replace(minute=0),) + key[1:]
+        acc = hours.get(hkey)
+        if acc is None:
+            hours[hkey] = list(values)
+        else:
+            for i, v in enumerate(values):
+                acc[i] += v
+    return hours
+
+
+def _plan_rollup_table(plan: "_Plan", ins, table, keys: tuple[str, ...], rows: list[dict], count: str) -> None:
+    """Add the deltas to a rollup table, then drop the keys they counted down to zero
+    (only those can have reached it)."""
+    if not rows:
+        return
+    name = table.name
+
+    def add():
+        stmt = ins(table)
+        values = [c.name for c in table.columns if not c.primary_key]
+        return stmt.on_conflict_do_update(index_elements=["bucket", *keys],
+                                          set_={v: table.c[v] + stmt.excluded[v] for v in values})
+    plan.add(f"add_{name}", add, rows)
+    emptied = [{"bucket": r["bucket"], **{k: r[k] for k in keys}, "b_zero": 0} for r in rows if r[count] < 0]
+    if emptied:
+        plan.add(f"drop_empty_{name}", lambda: delete(table).where(
+            table.c.bucket == bindparam("bucket"), *(table.c[k] == bindparam(k) for k in keys),
+            table.c[count] <= bindparam("b_zero")), emptied)
 
 
 class Loader:

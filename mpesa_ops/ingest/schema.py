@@ -81,6 +81,7 @@ transactions = Table(
     Index("ix_transactions_msisdn", "msisdn"),
     Index("ix_transactions_receipt", "mpesa_receipt"),
     Index("ix_transactions_status_created", "status", "created_at"),
+    Index("ix_transactions_outcome_created", "outcome", "created_at"),
 )
 
 result_events = Table(
@@ -131,7 +132,14 @@ webhook_deliveries = Table(
     Column("load_run_id", Integer, nullable=False),
     Column("source", Text, nullable=False),
     Column("source_line", Integer),
+    # The signature diagnosis (mpesa_ops.signatures VERDICTS) of a delivery that failed on
+    # its signature, and the fingerprint of the secrets it was reached with: a change of
+    # secrets makes the verdicts stale and they are computed again.
+    Column("signature_verdict", String(32)),
+    Column("signature_skew_seconds", Float),
+    Column("verdict_secrets", String(32)),
     Index("ix_webhook_deliveries_sent_at", "sent_at"),
+    Index("ix_webhook_deliveries_verdict", "signature_verdict", "sent_at"),
     Index("ix_webhook_deliveries_txn", "transaction_id"),
     Index("ix_webhook_deliveries_event", "event_id"),
 )
@@ -150,23 +158,110 @@ rejected_records = Table(
     Column("rejected_at", UtcDateTime, nullable=False),
 )
 
-# Per minute x shortcode x outcome: what charts and detection read instead of the rows.
-txn_rollup_minute = Table(
-    "txn_rollup_minute", metadata,
-    Column("bucket", UtcDateTime, primary_key=True),  # the UTC minute of created_at
-    Column("shortcode", String(20), primary_key=True),  # "" when unknown
-    Column("status", String(16), primary_key=True),
-    Column("outcome", String(64), primary_key=True),
-    Column("attempts", Integer, nullable=False),
-    Column("amount_cents", BigInteger, nullable=False),
+
+def _txn_rollup(name: str) -> Table:
+    return Table(
+        name, metadata,
+        Column("bucket", UtcDateTime, primary_key=True),  # the UTC minute (or hour) of created_at
+        Column("shortcode", String(20), primary_key=True),  # "" when unknown
+        Column("status", String(16), primary_key=True),
+        Column("outcome", String(64), primary_key=True),
+        Column("attempts", Integer, nullable=False),
+        Column("amount_cents", BigInteger, nullable=False),
+    )
+
+
+def _delivery_rollup(name: str) -> Table:
+    return Table(
+        name, metadata,
+        Column("bucket", UtcDateTime, primary_key=True),  # the UTC minute (or hour) of sent_at
+        Column("url", String(500), primary_key=True),  # "" when unknown
+        Column("outcome", String(100), primary_key=True),  # "delivered" or the error class
+        Column("deliveries", Integer, nullable=False),
+        Column("retries", Integer, nullable=False),  # attempts after the first
+        Column("latency_ms_sum", Float, nullable=False),
+    )
+
+
+# Per minute (and per hour) x shortcode x outcome: what charts and detection read instead
+# of the rows. Detection reads minutes; charts over more than a couple of days read hours.
+txn_rollup_minute = _txn_rollup("txn_rollup_minute")
+txn_rollup_hour = _txn_rollup("txn_rollup_hour")
+delivery_rollup_minute = _delivery_rollup("delivery_rollup_minute")
+delivery_rollup_hour = _delivery_rollup("delivery_rollup_hour")
+
+# Where each stream of the gateway's log API was read up to. Saved in the same database
+# transaction as the rows of the page it follows.
+pull_cursors = Table(
+    "pull_cursors", metadata,
+    Column("stream", String(64), primary_key=True),  # "transactions" | "deliveries" (a setting may add more)
+    Column("cursor", Text),  # the next_cursor to ask for, or None when the last round reached the end
+    Column("high_water", UtcDateTime),  # newest updated time seen; the next round starts at it minus the lag
+    Column("pages", Integer, nullable=False, default=0),
+    Column("records", Integer, nullable=False, default=0),
+    Column("state", Text),  # JSON: what else a pull keeps per stream
+    Column("load_run_id", Integer),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
-delivery_rollup_minute = Table(
-    "delivery_rollup_minute", metadata,
-    Column("bucket", UtcDateTime, primary_key=True),  # the UTC minute of sent_at
-    Column("url", String(500), primary_key=True),  # "" when unknown
-    Column("outcome", String(100), primary_key=True),  # "delivered" or the error class
-    Column("deliveries", Integer, nullable=False),
-    Column("retries", Integer, nullable=False),  # attempts after the first
-    Column("latency_ms_sum", Float, nullable=False),
+detection_runs = Table(
+    "detection_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("status", String(16), nullable=False),  # running | ok | failed
+    Column("data_from", UtcDateTime),  # the first and last bucket examined
+    Column("data_to", UtcDateTime),
+    Column("opened", Integer, nullable=False, default=0),
+    Column("resolved", Integer, nullable=False, default=0),
+    Column("message", Text),
+)
+
+# One row per alert episode: at most one open (pending or firing) per key at a time.
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False),  # detector|code|shortcode
+    Column("detector", String(32), nullable=False),  # rate | slow_burn | volume | pending | ...
+    Column("code", String(100), nullable=False),
+    Column("family", String(32), nullable=False),
+    Column("shortcode", String(20), nullable=False),  # "" = all shortcodes together
+    Column("severity", String(16), nullable=False),  # warning | critical
+    Column("status", String(16), nullable=False),  # pending | firing | resolved
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("last_seen_at", UtcDateTime, nullable=False),  # the last bucket that was still anomalous
+    Column("window_minutes", Integer),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("observed_rate", Float),
+    Column("baseline_rate", Float),
+    Column("score", Float),
+    Column("top_shortcodes", Text),  # JSON list of {shortcode, failures, excess}
+    Column("details", Text),  # JSON: what the detector wants to keep
+    Column("acknowledged_by", String(200)),
+    Column("acknowledged_at", UtcDateTime),
+    Column("ack_comment", Text),
+    Column("silenced_until", UtcDateTime),
+    Column("silenced_by", String(200)),
+    Column("silence_comment", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_alerts_key_status", "key", "status"),
+    Index("ix_alerts_status_started", "status", "started_at"),
+)
+
+alert_notifications = Table(
+    "alert_notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", Integer, nullable=False),
+    Column("event", String(16), nullable=False),  # fired | resolved
+    Column("target", String(100), nullable=False),  # the name of the configured target
+    Column("status", String(16), nullable=False),  # pending | sent | failed (given up)
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("next_attempt_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Index("ix_alert_notifications_status", "status", "next_attempt_at"),
 )
