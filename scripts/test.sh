@@ -11,6 +11,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
+# The browser test drives Debian's Chromium through Playwright (never a browser download).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "installing Debian's chromium and chromium-driver for the browser test" >&2
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "the browser test needs /usr/bin/chromium: run 'sudo apt-get install chromium chromium-driver'" >&2
+    fi
+fi
+
 pg_host=127.0.0.1
 if command -v pg_isready >/dev/null && ! pg_isready -q -h "$pg_host" -p 5432; then
     echo "Postgres is not answering on $pg_host:5432; trying to start the local cluster" >&2

@@ -1,0 +1,66 @@
+"""Settings that are not flags: the environment and `.streamlit/secrets.toml`.
+
+Precedence everywhere: a command-line flag, then the environment variable, then the
+secrets file, then the default. The secrets file is `.streamlit/secrets.toml` in the
+working directory (the file Streamlit itself reads), or the path in MPESA_OPS_SECRETS.
+Values read here are never printed: callers name the setting, not its value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+SECRETS_ENV = "MPESA_OPS_SECRETS"
+DEFAULT_SECRETS = Path(".streamlit") / "secrets.toml"
+
+
+class ConfigError(ValueError):
+    """The secrets file cannot be read; the message names the file and the place."""
+
+
+def secrets_path() -> Path:
+    return Path(os.environ.get(SECRETS_ENV) or DEFAULT_SECRETS)
+
+
+def load_secrets(path: Path | None = None) -> dict[str, Any]:
+    """The secrets file as a dict; {} when there is none."""
+    path = path or secrets_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the secrets file: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def section(name: str, secrets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One table of the secrets file (dotted names reach nested tables), {} when absent."""
+    node: Any = load_secrets() if secrets is None else secrets
+    for part in name.split("."):
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    return node if isinstance(node, dict) else {}
+
+
+def setting(flag: Any, env: str | None, secrets_key: str | None = None, default: Any = None,
+            secrets: dict[str, Any] | None = None) -> Any:
+    """The first of: the flag's value (when not None), the environment variable (when
+    set and not empty), the secrets file's `table.key`, the default."""
+    if flag is not None:
+        return flag
+    if env and os.environ.get(env):
+        return os.environ[env]
+    if secrets_key:
+        table, _, key = secrets_key.rpartition(".")
+        value = (section(table, secrets) if table else (load_secrets() if secrets is None else secrets)).get(key)
+        if value is not None and value != "":
+            return value
+    return default
