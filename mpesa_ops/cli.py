@@ -251,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_verify(sub)
     sub.choices["verify"].set_defaults(func=cmd_verify)
 
+    from mpesa_ops import dashboard_cli, detect_cli, pull_cli
+
+    for module in (pull_cli, detect_cli, dashboard_cli):
+        module.add_parsers(sub, db_help)
+
     d = sub.add_parser("demo", help="simulate, load and summarise demo data in one go")
     d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
     d.add_argument("--dir", default=DEMO_DIR, help=f"folder for the demo logs and store (default {DEMO_DIR})")
