@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -55,6 +56,22 @@ def cmd_simulate(args) -> int:
 
 # --- ingest ---
 
+def _refresh_verdicts(engine, secrets_file=None, *, quiet: bool) -> None:
+    """Signature verdicts for refused deliveries; the load itself is already committed,
+    so a broken secrets file costs the verdicts, not the load."""
+    from mpesa_ops.config import ConfigError
+    from mpesa_ops.ingest.verdicts import refresh_verdicts
+    from mpesa_ops.ingest.webhook_secrets import load_config
+
+    try:
+        report = refresh_verdicts(engine, load_config(secrets_file))
+    except ConfigError as exc:
+        print(f"mpesa-ops: webhook secrets: {exc}; signature verdicts not computed", file=sys.stderr)
+        return
+    if not quiet:
+        print(report.message)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -72,6 +89,7 @@ def cmd_ingest(args) -> int:
                       + ", ".join(args.paths))
     c = report.counts
     if args.json:
+        _refresh_verdicts(engine, quiet=True)
         _print_json({k: getattr(c, k) for k in ("read", "loaded", "updated", "duplicates", "rejected")})
         return EXIT_OK
     print(f"read {_plural(c.read, 'record')} from {_plural(len(report.files), 'file')}"
@@ -82,6 +100,7 @@ def cmd_ingest(args) -> int:
     print(f"  rejected    {c.rejected:>10,}" + ("  kept with their reasons: mpesa-ops summary" if c.rejected else ""))
     for path in report.empty:
         print(f"note: {path} holds no records (empty file)")
+    _refresh_verdicts(engine, quiet=False)
     return EXIT_OK
 
 
@@ -274,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     except Failure as exc:
         print(f"mpesa-ops {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # the reader (head, less) stopped listening: not our failure
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return EXIT_OK
     except KeyboardInterrupt:
         print(f"mpesa-ops {args.command}: interrupted; what was committed is kept, run it again to finish",
               file=sys.stderr)
