@@ -140,6 +140,7 @@ webhook_deliveries = Table(
     Column("verdict_secrets", String(32)),
     Index("ix_webhook_deliveries_sent_at", "sent_at"),
     Index("ix_webhook_deliveries_verdict", "signature_verdict", "sent_at"),
+    Index("ix_webhook_deliveries_error", "error"),
     Index("ix_webhook_deliveries_txn", "transaction_id"),
     Index("ix_webhook_deliveries_event", "event_id"),
 )

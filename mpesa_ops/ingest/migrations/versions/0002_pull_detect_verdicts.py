@@ -120,11 +120,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("signature_skew_seconds", sa.Float))
         batch.add_column(sa.Column("verdict_secrets", sa.String(32)))
     op.create_index("ix_webhook_deliveries_verdict", "webhook_deliveries", ["signature_verdict", "sent_at"])
+    op.create_index("ix_webhook_deliveries_error", "webhook_deliveries", ["error"])  # finding refused signatures
     op.create_index("ix_transactions_outcome_created", "transactions", ["outcome", "created_at"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_transactions_outcome_created", "transactions")
+    op.drop_index("ix_webhook_deliveries_error", "webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_verdict", "webhook_deliveries")
     with op.batch_alter_table("webhook_deliveries") as batch:
         for name in ("verdict_secrets", "signature_skew_seconds", "signature_verdict"):
