@@ -187,17 +187,35 @@ def cmd_demo(args) -> int:
     except OSError as exc:
         raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
     engine = _store(db)
-    print("loading them into the store …", file=sys.stderr)
-    # In the order the gateway produces them (requests, then results, then webhooks),
-    # so the counts read as a real day's would; the store is the same in any order.
-    log_files = [str(logs / name) for name in written["files"] if ".jsonl" in name]
-    report = _ingest(engine, log_files, progress=sys.stderr.isatty(), command="demo")
-    c = report.counts
+    # As in production: the gateway's transaction and webhook logs come over its log API
+    # (here the gateway simulator on 127.0.0.1), Safaricom's callbacks from their log file.
+    c = _demo_pull(engine, logs)
+    callbacks = [str(logs / name) for name in written["files"] if name.startswith("callbacks")]
+    print("loading the callback log …", file=sys.stderr)
+    c.add(_ingest(engine, callbacks, progress=sys.stderr.isatty(), command="demo").counts)
     print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
           f"rejected {c.rejected:,}")
+    _refresh_verdicts(engine, logs / "webhook-secrets.json", quiet=False)
     print_summary(summary(engine))
     print(f"\nthe demo store is {db}; explore it with: mpesa-ops summary --db {db}")
     return EXIT_OK
+
+
+def _demo_pull(engine, logs: Path):
+    """Serve the demo's logs from the gateway simulator and pull them over HTTP."""
+    from mpesa_ops.ingest.gateway_sim import GatewaySim
+    from mpesa_ops.ingest.pull.run import PullError, pull_once
+    from mpesa_ops.ingest.pull.sources import load_settings
+    from mpesa_ops.pull_cli import SIM_KEY, SIM_LINK
+
+    sim = GatewaySim.from_dir(logs, api_keys=[SIM_KEY], link_ids=[SIM_LINK])
+    with sim.running() as url:
+        print(f"pulling the gateway's logs from the gateway simulator at {url} …", file=sys.stderr)
+        settings = load_settings(base_url=url, api_key=SIM_KEY, link_id=SIM_LINK, secrets={})
+        try:
+            return pull_once(engine, settings).counts
+        except PullError as exc:
+            raise Failure(f"the demo pull failed: {exc}") from None
 
 
 # --- verify ---
