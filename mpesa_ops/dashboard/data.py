@@ -1,0 +1,94 @@
+"""The queries as the pages call them: cached per store URL with a ttl (short for the
+live parts), so a rerun or a second viewer does not hit the database again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from mpesa_ops.dashboard import context, queries
+
+TTL = 120  # seconds: charts over a range
+TTL_LIVE = 20  # seconds: what the live fragments show
+
+
+def url() -> str:
+    return str(context.engine().url)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _outcomes(store: str, start: datetime, end: datetime, shortcode: str | None) -> pd.DataFrame:
+    return queries.outcomes(context.engine(), start, end, shortcode)
+
+
+def outcomes(f: context.Filters, *, previous: bool = False) -> pd.DataFrame:
+    f = f.previous() if previous else f
+    return _outcomes(url(), f.start, f.end, f.shortcode)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _by_shortcode(store: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return queries.by_shortcode(context.engine(), start, end)
+
+
+def by_shortcode(f: context.Filters, *, previous: bool = False) -> pd.DataFrame:
+    f = f.previous() if previous else f
+    return _by_shortcode(url(), f.start, f.end)
+
+
+@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
+def _freshness(store: str) -> dict:
+    return queries.freshness(context.engine())
+
+
+def freshness() -> dict:
+    return _freshness(url())
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _code_rate(store: str, code: str, start: datetime, end: datetime, shortcode: str | None) -> pd.DataFrame:
+    return queries.code_rate(context.engine(), code, start, end, shortcode)
+
+
+def code_rate(code: str, start: datetime, end: datetime, shortcode: str | None) -> pd.DataFrame:
+    return _code_rate(url(), code, start, end, shortcode)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _repeat_customers(store: str, code: str, start: datetime, end: datetime, shortcode: str | None) -> pd.DataFrame:
+    return queries.repeat_customers(context.engine(), code, start, end, shortcode)
+
+
+def repeat_customers(code: str, f: context.Filters) -> pd.DataFrame:
+    return _repeat_customers(url(), code, f.start, f.end, f.shortcode)
+
+
+@st.cache_data(ttl=TTL_LIVE, show_spinner=False)
+def _alerts(store: str, limit: int) -> list[dict]:
+    from mpesa_ops.ingest.detect.alerts import list_alerts
+
+    return [_alert_dict(a) for a in list_alerts(context.engine(), include_resolved=True, limit=limit)]
+
+
+def alerts(limit: int = 200) -> list[dict]:
+    """Alerts newest first as dicts (the alerts table's columns)."""
+    return _alerts(url(), limit)
+
+
+_ALERT_TIMES = ("started_at", "ended_at", "last_seen_at", "acknowledged_at", "silenced_until")
+
+
+def _alert_dict(alert: dict) -> dict:
+    """list_alerts gives ISO times (for JSON); pages compare and convert datetimes."""
+    alert = dict(alert)
+    for name in _ALERT_TIMES:
+        if isinstance(alert.get(name), str):
+            alert[name] = datetime.fromisoformat(alert[name])
+    return alert
+
+
+def clear() -> None:
+    """Forget cached reads (after an acknowledgement or a silence)."""
+    _alerts.clear()

@@ -1,0 +1,165 @@
+"""Alerts (everyone): firing first, then recent. Each with its chart (the code's rate
+against its baseline, the window marked), the guide for its code beside it, the
+shortcodes behind it and a link to its failed payments. Engineers and admins
+acknowledge (with a comment) and silence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mpesa_ops import catalogue
+from mpesa_ops.dashboard import context, data, nav, ui
+
+ACTORS = frozenset({"engineer", "admin"})
+RECENT = 20  # resolved alerts shown below the open ones
+CHARTED = 8  # alerts drawn with a chart; the rest are listed
+SILENCE_FOR = {"1 hour": timedelta(hours=1), "4 hours": timedelta(hours=4), "24 hours": timedelta(hours=24),
+               "7 days": timedelta(days=7)}
+_ORDER = {"firing": 0, "pending": 1, "resolved": 2}
+
+
+def ordered(alerts: list[dict], f: context.Filters) -> list[dict]:
+    """Open alerts (firing, then pending), then the latest resolved ones that overlap the range."""
+    open_ = [a for a in alerts if a["status"] != "resolved"]
+    done = [a for a in alerts if a["status"] == "resolved" and a["started_at"] < f.end
+            and (a["ended_at"] or a["last_seen_at"]) >= f.start]
+    open_.sort(key=lambda a: (_ORDER.get(a["status"], 3), a["severity"] != "critical", -a["started_at"].timestamp()))
+    done.sort(key=lambda a: a["started_at"], reverse=True)
+    return open_ + done[:RECENT]
+
+
+def rate_series(alert: dict) -> pd.DataFrame:
+    """Columns at (UTC), failures, attempts, baseline: the detector's own series when it
+    kept one (webhook codes too), else the code's rate from the minute rollup."""
+    details = alert.get("details") or {}
+    if details.get("series"):
+        df = pd.DataFrame(details["series"], columns=details.get("series_columns")
+                          or ["bucket_start", "failures", "attempts", "baseline_rate"])
+        return pd.DataFrame({"at": pd.to_datetime(df["bucket_start"], utc=True), "failures": df["failures"],
+                             "attempts": df["attempts"], "baseline": df["baseline_rate"]})
+    end_of = alert["ended_at"] or alert["last_seen_at"]
+    df = data.code_rate(alert["code"], alert["started_at"] - timedelta(hours=3), end_of + timedelta(hours=1),
+                        alert["shortcode"] or None)
+    per = df.assign(at=df["bucket"].dt.floor(pd.Timedelta(minutes=5))).groupby("at", as_index=False)[
+        ["attempts", "failures"]].sum()
+    return per.assign(baseline=alert["baseline_rate"])
+
+
+def rate_chart(alert: dict, tz: str, key: str) -> None:
+    df = rate_series(alert)
+    if df.empty:
+        st.caption("No payments around this alert's window.")
+        return
+    times = df["at"].dt.tz_convert(tz)
+    rate = df["failures"] / df["attempts"].where(df["attempts"] > 0)
+    fig = go.Figure([go.Scatter(x=times, y=rate, mode="lines+markers", name=f"{alert['code']} rate",
+                                line=dict(color="#cf222e")),
+                     go.Scatter(x=times, y=df["baseline"], mode="lines", name="baseline",
+                                line=dict(color="#57606a", dash="dot"))])
+    end_of = alert["ended_at"] or alert["last_seen_at"]
+    fig.add_vrect(x0=pd.Timestamp(alert["started_at"]).tz_convert(tz), x1=pd.Timestamp(end_of).tz_convert(tz),
+                  fillcolor="#cf222e", opacity=0.08, line_width=0, annotation_text="alert window",
+                  annotation_position="top left")
+    fig.update_layout(height=240, margin=dict(t=10, b=10, l=10, r=10), yaxis_tickformat=".0%",
+                      yaxis_title="share failing", legend=dict(orientation="h", y=-0.25))
+    st.plotly_chart(fig, key=key)
+
+
+def shortcodes(alert: dict) -> None:
+    top = alert["top_shortcodes"]
+    if top:
+        st.dataframe(pd.DataFrame(top), hide_index=True)
+    elif alert["shortcode"]:
+        st.caption(f"Shortcode {alert['shortcode']}")
+
+
+def actions(alert: dict) -> None:
+    from mpesa_ops.ingest.detect.alerts import acknowledge, silence
+
+    aid = alert["id"]
+    left, right = st.columns(2)
+    with left.form(f"ack_{aid}", clear_on_submit=True):
+        comment = st.text_input("Comment", key=f"ack_comment_{aid}", placeholder="Looking into it: …")
+        if st.form_submit_button("Acknowledge", icon=":material/check:"):
+            acknowledge(context.engine(), aid, by=context.viewer_name(), comment=comment.strip() or None)
+            data.clear()
+            st.rerun()
+    with right.form(f"silence_{aid}", clear_on_submit=True):
+        span = st.selectbox("Silence for", list(SILENCE_FOR), key=f"silence_for_{aid}")
+        comment = st.text_input("Why", key=f"silence_comment_{aid}")
+        if st.form_submit_button("Silence", icon=":material/notifications_off:"):
+            silence(context.engine(), aid, until=datetime.now(timezone.utc) + SILENCE_FOR[span],
+                    by=context.viewer_name(), comment=comment.strip() or None)
+            data.clear()
+            st.rerun()
+
+
+def state_line(alert: dict, tz: str) -> str:
+    parts = [f"{alert['detector']} detector", f"since {ui.when(alert['started_at'], tz)}"]
+    if alert["ended_at"]:
+        parts.append(f"resolved {ui.when(alert['ended_at'], tz)}")
+    parts.append(f"{alert['failures']:,} of {alert['attempts']:,} payments: {ui.pct(alert['observed_rate'])} "
+                 f"against {ui.pct(alert['baseline_rate'])}")
+    if alert["acknowledged_at"]:
+        parts.append(f"acknowledged by {alert['acknowledged_by']}"
+                     + (f" ({alert['ack_comment']})" if alert["ack_comment"] else ""))
+    if alert["silenced_until"] and alert["silenced_until"] > datetime.now(timezone.utc):
+        parts.append(f"silenced until {ui.when(alert['silenced_until'], tz)} by {alert['silenced_by']}")
+    return " · ".join(parts)
+
+
+def one(alert: dict, index: int, f: context.Filters, role: str) -> None:
+    info = catalogue.lookup(alert["code"])
+    icon = {"firing": "🔴", "pending": "🟠"}.get(alert["status"], "⚪")
+    where = f" on {alert['shortcode']}" if alert["shortcode"] else " (all shortcodes)"
+    with st.container(border=True):
+        st.markdown(f"{icon} **{alert['status'].upper()} · {alert['severity']}** · code `{alert['code']}` "
+                    f"{info.title}{where}")
+        st.caption(state_line(alert, f.tz))
+        left, right = st.columns([3, 2])
+        with left:
+            if index < CHARTED:
+                rate_chart(alert, f.tz, key=f"al_chart_{alert['id']}")
+            shortcodes(alert)
+            rows_page = "webhooks" if alert["family"] == "webhook" else "failures"
+            if nav.may_open(rows_page, role):
+                end_of = alert["ended_at"] or alert["last_seen_at"] + timedelta(minutes=1)
+                st.page_link(nav.page_path(rows_page), icon=":material/arrow_forward:",
+                             label="Failed deliveries in this window" if rows_page == "webhooks"
+                             else "Failed payments in this window",
+                             query_params=context.link_params(f, start=alert["started_at"], end=end_of,
+                                                              shortcode=alert["shortcode"] or None,
+                                                              code=alert["code"]))
+        with right:
+            ui.guide(alert["code"])
+        if role in ACTORS and alert["status"] != "resolved":
+            actions(alert)
+
+
+@st.fragment(run_every=30)
+def live(f: context.Filters, role: str) -> None:
+    alerts = ordered(data.alerts(), f)
+    firing = sum(a["status"] == "firing" for a in alerts)
+    st.caption(f"{firing} firing · refreshed {ui.when(datetime.now(timezone.utc), f.tz, '%H:%M:%S')}")
+    if not alerts:
+        st.success("No alert is open, and none was resolved in this range.")
+        return
+    for index, alert in enumerate(alerts):
+        one(alert, index, f, role)
+
+
+def render() -> None:
+    role = context.role()
+    f = context.filters()
+    st.title("Alerts")
+    if context.empty_store_notice():
+        return
+    live(f, role)
+
+
+if __name__ == "__main__":
+    render()
