@@ -166,6 +166,27 @@ def print_summary(s: dict) -> None:
         print(f"  {reason:<30} {n:>8,}")
 
 
+def _after_pull_round(engine) -> None:
+    """After each round of `pull --watch`: verdicts for new refused deliveries, then
+    detection and its notifications. A failure here is reported and the watch goes on:
+    the pulled pages are committed, and the next round runs detection again."""
+    from mpesa_ops.ingest.db import error_reason
+    from mpesa_ops.ingest.detect.run import detect
+    from mpesa_ops.ingest.notify import send_pending
+
+    try:
+        _refresh_verdicts(engine, quiet=True)
+        report = detect(engine)
+        notified = send_pending(engine)
+    except Exception as exc:  # the store or a setting: either way the watch must survive it
+        print(f"mpesa-ops pull: detection after this round failed: {error_reason(exc)}; "
+              "it runs again after the next round", file=sys.stderr, flush=True)
+        return
+    print(f"detection: {report.message}", file=sys.stderr, flush=True)
+    for line in notified.errors:
+        print(f"mpesa-ops pull: {line}", file=sys.stderr, flush=True)
+
+
 # --- demo ---
 
 def cmd_demo(args) -> int:
@@ -195,10 +216,21 @@ def cmd_demo(args) -> int:
     c.add(_ingest(engine, callbacks, progress=sys.stderr.isatty(), command="demo").counts)
     print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
           f"rejected {c.rejected:,}")
-    _refresh_verdicts(engine, logs / "webhook-secrets.json", quiet=False)
+    secrets_file = logs / "webhook-secrets.json"
+    _refresh_verdicts(engine, secrets_file, quiet=False)
     print_summary(summary(engine))
-    print(f"\nthe demo store is {db}; explore it with: mpesa-ops summary --db {db}")
-    return EXIT_OK
+    from mpesa_ops.ingest.detect.run import detect
+
+    print(f"detection: {detect(engine).message}")
+    engine.dispose()
+    if args.no_dashboard:
+        print(f"\nthe demo store is {db}; explore it with: mpesa-ops dashboard --db {db}")
+        return EXIT_OK
+    from mpesa_ops.dashboard_cli import run_dashboard
+
+    os.environ["MPESA_OPS_WEBHOOK_SECRETS_FILE"] = str(secrets_file.resolve())  # the page diagnoses live too
+    print(f"\nstarting the dashboard on the demo store {db} (Ctrl-C stops it) …", file=sys.stderr)
+    return run_dashboard(db, port=args.port)
 
 
 def _demo_pull(engine, logs: Path):
@@ -290,15 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mpesa_ops import dashboard_cli, detect_cli, pull_cli
 
-    for module in (pull_cli, detect_cli, dashboard_cli):
+    pull_cli.add_parsers(sub, db_help, after_round=_after_pull_round)
+    for module in (detect_cli, dashboard_cli):
         module.add_parsers(sub, db_help)
 
-    d = sub.add_parser("demo", help="simulate, load and summarise demo data in one go")
+    d = sub.add_parser("demo", help="simulate, pull and load demo data, detect, and start the dashboard on it")
     d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
     d.add_argument("--dir", default=DEMO_DIR, help=f"folder for the demo logs and store (default {DEMO_DIR})")
     d.add_argument("--days", type=_positive_int, default=35, help="days of traffic ending today (default 35)")
     d.add_argument("--per-day", type=_positive_int, default=2000, help="payment requests a day (default 2000)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.add_argument("--port", type=_positive_int, help="the dashboard's port (default 8501)")
+    d.add_argument("--no-dashboard", action="store_true", help="stop after loading and detection; do not start the dashboard")
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -44,7 +44,7 @@ def _page_size(text: str) -> int:
 def cmd_pull(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mpesa_ops.cli import Failure, _store
+    from mpesa_ops.cli import Failure, _refresh_verdicts, _store
     from mpesa_ops.config import ConfigError
     from mpesa_ops.ingest.db import error_reason, redact
     from mpesa_ops.ingest.pull.run import PullError, pull_once, stop_on_signals, watch
@@ -58,11 +58,12 @@ def cmd_pull(args) -> int:
     engine = _store(args.db)
     stop = threading.Event()
     restore = stop_on_signals(stop)
-    show = (lambda report: _print_json(report.as_dict())) if args.json else _print_report
+    show = (lambda report: _print_json_line(report.as_dict())) if args.json else _print_report
     try:
         if args.watch is None:
             report = pull_once(engine, settings, stop=stop)
             show(report)
+            _refresh_verdicts(engine, quiet=args.json)
             if report.stopped:
                 print("mpesa-ops pull: stopped on request; the pages committed are kept, run it again to continue",
                       file=sys.stderr)
@@ -82,7 +83,9 @@ def cmd_pull(args) -> int:
         restore()
 
 
-def _print_json(value) -> None:
+def _print_json_line(value) -> None:
+    """One compact JSON object per line, flushed: `--watch --json` is a stream a script
+    reads round by round (cli._print_json indents one object for people)."""
     sys.stdout.write(orjson.dumps(value).decode() + "\n")
     sys.stdout.flush()
 

@@ -84,12 +84,12 @@ def test_version_of_the_text_report(capsys, tmp_path):
 
 
 def test_demo_simulates_loads_and_summarises(capsys, tmp_path):
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3"]) == 0
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3", "--no-dashboard"]) == 0
     out = capsys.readouterr().out
     m = re.search(r"read ([\d,]+): loaded ([\d,]+), updated ([\d,]+), duplicates ([\d,]+), rejected ([\d,]+)", out)
     read, loaded, updated, duplicates, rejected = (int(g.replace(",", "")) for g in m.groups())
     assert read == loaded + updated + duplicates + rejected and loaded > 0
     assert "by M-Pesa result code:" in out and (tmp_path / "demo" / "demo.db").exists()
     # run again: a fresh store, the same data, the same summary
-    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3"]) == 0
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3", "--no-dashboard"]) == 0
     assert capsys.readouterr().out == out
