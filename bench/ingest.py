@@ -36,9 +36,10 @@ DAYS = 20
 
 
 def run_ingest(log: Path, url: str) -> tuple[float, dict, int]:
-    """(seconds, counts, peak RSS in MB) of `mpesa-ops ingest` in a process of its own."""
+    """(seconds, counts, peak RSS in MB) of `mpesa-ops ingest` in a process of its own.
+    The load alone (--no-detect): detection after it is timed on its own."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mpesa_ops", "ingest", str(log), "--db", url, "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "mpesa_ops", "ingest", str(log), "--db", url, "--json", "--no-detect"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the maximum over all children
     seconds = time.perf_counter() - t
@@ -47,6 +48,14 @@ def run_ingest(log: Path, url: str) -> tuple[float, dict, int]:
     if proc.returncode:
         sys.exit(f"ingest failed: {err.decode()}")
     return seconds, json.loads(out), usage.ru_maxrss // 1024
+
+
+def run_detect(url: str) -> float:
+    """Seconds of `mpesa-ops detect` (a full backfill) over the loaded store."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "mpesa_ops", "detect", "--db", url, "--no-notify"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
 
 
 def stored_rows(url: str) -> tuple[list[str], list[tuple]]:
@@ -146,6 +155,8 @@ def main() -> None:
               f"records/s, {len(rows) / seconds:,.0f} payments/s stored; peak RSS {peak} MB", flush=True)
         print(f"SQLite  raw executemany of the same {len(rows):,} rows into the same table: {raw:,.0f} rows/s")
         print(f"SQLite  ingest / raw limit = {len(rows) / seconds / raw:.2f} (target >= 0.50)", flush=True)
+        print(f"SQLite  detection after the load (full backfill, `mpesa-ops detect`): {run_detect(f'sqlite:///{db}'):.1f} s",
+              flush=True)
 
         if pg is not None:
             try:

@@ -54,6 +54,37 @@ def cmd_simulate(args) -> int:
     return EXIT_OK
 
 
+# --- what follows every load ---
+
+def _after_load(engine, *, quiet: bool, command: str, live: bool = False, notify: bool = True,
+                secrets_file=None) -> None:
+    """Signature verdicts for new refused deliveries, then detection and its
+    notifications. The load is committed before this runs, so a failure here costs
+    a line on stderr, never the load; `mpesa-ops detect` runs detection again.
+    `live`: judge at the wall clock (a pull that keeps the store current), so that
+    silence after the last payment counts as a drop in volume; otherwise detection
+    judges at the end of the stored data, so a historical file gives stable alerts."""
+    import datetime as dt_
+
+    from mpesa_ops.ingest.db import error_reason
+
+    _refresh_verdicts(engine, secrets_file, quiet=quiet)
+    try:
+        from mpesa_ops.ingest.detect.run import detect
+        from mpesa_ops.ingest.notify import send_pending
+
+        report = detect(engine, now=dt_.datetime.now(dt_.timezone.utc) if live else None)
+        errors = send_pending(engine).errors if notify else []
+    except Exception as exc:  # the store or a setting: either way the load stands
+        print(f"mpesa-ops {command}: detection did not run: {error_reason(exc)}; "
+              "run mpesa-ops detect once the cause is fixed", file=sys.stderr, flush=True)
+        return
+    if not quiet:
+        print(f"detection: {report.message}", flush=True)
+    for line in errors:
+        print(f"mpesa-ops {command}: {line}", file=sys.stderr, flush=True)
+
+
 # --- ingest ---
 
 def _refresh_verdicts(engine, secrets_file=None, *, quiet: bool) -> None:
@@ -89,7 +120,8 @@ def cmd_ingest(args) -> int:
                       + ", ".join(args.paths))
     c = report.counts
     if args.json:
-        _refresh_verdicts(engine, quiet=True)
+        if not args.no_detect:
+            _after_load(engine, quiet=True, command="ingest")
         _print_json({k: getattr(c, k) for k in ("read", "loaded", "updated", "duplicates", "rejected")})
         return EXIT_OK
     print(f"read {_plural(c.read, 'record')} from {_plural(len(report.files), 'file')}"
@@ -100,7 +132,8 @@ def cmd_ingest(args) -> int:
     print(f"  rejected    {c.rejected:>10,}" + ("  kept with their reasons: mpesa-ops summary" if c.rejected else ""))
     for path in report.empty:
         print(f"note: {path} holds no records (empty file)")
-    _refresh_verdicts(engine, quiet=False)
+    if not args.no_detect:
+        _after_load(engine, quiet=False, command="ingest")
     return EXIT_OK
 
 
@@ -166,27 +199,6 @@ def print_summary(s: dict) -> None:
         print(f"  {reason:<30} {n:>8,}")
 
 
-def _after_pull_round(engine) -> None:
-    """After each round of `pull --watch`: verdicts for new refused deliveries, then
-    detection and its notifications. A failure here is reported and the watch goes on:
-    the pulled pages are committed, and the next round runs detection again."""
-    from mpesa_ops.ingest.db import error_reason
-    from mpesa_ops.ingest.detect.run import detect
-    from mpesa_ops.ingest.notify import send_pending
-
-    try:
-        _refresh_verdicts(engine, quiet=True)
-        report = detect(engine)
-        notified = send_pending(engine)
-    except Exception as exc:  # the store or a setting: either way the watch must survive it
-        print(f"mpesa-ops pull: detection after this round failed: {error_reason(exc)}; "
-              "it runs again after the next round", file=sys.stderr, flush=True)
-        return
-    print(f"detection: {report.message}", file=sys.stderr, flush=True)
-    for line in notified.errors:
-        print(f"mpesa-ops pull: {line}", file=sys.stderr, flush=True)
-
-
 # --- demo ---
 
 def cmd_demo(args) -> int:
@@ -217,11 +229,9 @@ def cmd_demo(args) -> int:
     print(f"read {c.read:,}: loaded {c.loaded:,}, updated {c.updated:,}, duplicates {c.duplicates:,}, "
           f"rejected {c.rejected:,}")
     secrets_file = logs / "webhook-secrets.json"
-    _refresh_verdicts(engine, secrets_file, quiet=False)
+    # No notifications: the demo's alerts are not news for anyone's Slack channel.
+    _after_load(engine, quiet=False, command="demo", notify=False, secrets_file=secrets_file)
     print_summary(summary(engine))
-    from mpesa_ops.ingest.detect.run import detect
-
-    print(f"detection: {detect(engine).message}")
     engine.dispose()
     if args.no_dashboard:
         print(f"\nthe demo store is {db}; explore it with: mpesa-ops dashboard --db {db}")
@@ -308,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (.json, .jsonl, .ndjson, .csv, .gz)")
     i.add_argument("--db", help=db_help)
     i.add_argument("--json", action="store_true", help="print one JSON object: read, loaded, updated, duplicates, rejected")
+    i.add_argument("--no-detect", action="store_true",
+                   help="skip signature verdicts and detection after the load (when loading many files in a row: "
+                        "run mpesa-ops detect after the last)")
     i.set_defaults(func=cmd_ingest)
 
     m = sub.add_parser("summary", help="totals by status, result code, error code, deliveries and rejects")
@@ -322,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mpesa_ops import dashboard_cli, detect_cli, pull_cli
 
-    pull_cli.add_parsers(sub, db_help, after_round=_after_pull_round)
+    pull_cli.add_parsers(sub, db_help, after_round=lambda engine: _after_load(engine, quiet=True, command="pull",
+                                                                              live=True))
     for module in (detect_cli, dashboard_cli):
         module.add_parsers(sub, db_help)
 

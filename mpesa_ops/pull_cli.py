@@ -44,7 +44,7 @@ def _page_size(text: str) -> int:
 def cmd_pull(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mpesa_ops.cli import Failure, _refresh_verdicts, _store
+    from mpesa_ops.cli import Failure, _after_load, _store
     from mpesa_ops.config import ConfigError
     from mpesa_ops.ingest.db import error_reason, redact
     from mpesa_ops.ingest.pull.run import PullError, pull_once, stop_on_signals, watch
@@ -63,7 +63,7 @@ def cmd_pull(args) -> int:
         if args.watch is None:
             report = pull_once(engine, settings, stop=stop)
             show(report)
-            _refresh_verdicts(engine, quiet=args.json)
+            _after_load(engine, quiet=args.json, command="pull", live=True)
             if report.stopped:
                 print("mpesa-ops pull: stopped on request; the pages committed are kept, run it again to continue",
                       file=sys.stderr)
