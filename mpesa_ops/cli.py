@@ -279,24 +279,8 @@ def cmd_verify(args) -> int:
 
 # --- parser ---
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from mpesa_ops.cli_args import date, positive_int
     from mpesa_ops.ingest.simulate import DEFAULT_START
 
     p = argparse.ArgumentParser(prog="mpesa-ops", description="Operations monitoring for M-Pesa STK Push collections.")
@@ -304,11 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $MPESA_OPS_DB, else sqlite file mpesa-ops.db here)"
 
     s = sub.add_parser("simulate", help="write realistic demo logs and incidents.json (the injected ground truth)")
-    s.add_argument("--days", type=_positive_int, required=True, help="how many days of traffic")
+    s.add_argument("--days", type=positive_int, required=True, help="how many days of traffic")
     s.add_argument("--seed", type=int, required=True, help="random seed: the same seed gives the same bytes")
     s.add_argument("--out", required=True, help="folder to write the logs into")
-    s.add_argument("--per-day", type=_positive_int, default=2000, help="average payment requests a day (default 2000)")
-    s.add_argument("--start", type=_date, default=DEFAULT_START,
+    s.add_argument("--per-day", type=positive_int, default=2000, help="average payment requests a day (default 2000)")
+    s.add_argument("--start", type=date, default=DEFAULT_START,
                    help=f"first day, Nairobi date (default {DEFAULT_START.isoformat()})")
     s.add_argument("--gzip", action="store_true", help="gzip the log files")
     s.add_argument("--json", action="store_true", help="print what was written as one JSON object")
@@ -343,10 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate, pull and load demo data, detect, and start the dashboard on it")
     d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
     d.add_argument("--dir", default=DEMO_DIR, help=f"folder for the demo logs and store (default {DEMO_DIR})")
-    d.add_argument("--days", type=_positive_int, default=35, help="days of traffic ending today (default 35)")
-    d.add_argument("--per-day", type=_positive_int, default=2000, help="payment requests a day (default 2000)")
+    d.add_argument("--days", type=positive_int, default=35, help="days of traffic ending today (default 35)")
+    d.add_argument("--per-day", type=positive_int, default=2000, help="payment requests a day (default 2000)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    d.add_argument("--port", type=_positive_int, help="the dashboard's port (default 8501)")
+    d.add_argument("--port", type=positive_int, help="the dashboard's port (default 8501)")
     d.add_argument("--no-dashboard", action="store_true", help="stop after loading and detection; do not start the dashboard")
     d.set_defaults(func=cmd_demo)
     return p

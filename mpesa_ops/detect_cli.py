@@ -3,29 +3,9 @@ then the due notifications) and `mpesa-ops alerts` (what it found)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from datetime import datetime
 
-
-def _time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time with its offset, got {text!r}") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no offset: add one, e.g. +03:00 for Nairobi")
-    return value
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from mpesa_ops.cli_args import aware_time, positive_int
 
 
 def _iso(value) -> str | None:
@@ -117,9 +97,9 @@ def add_parsers(sub, db_help: str) -> None:
     """Register this module's commands on the `mpesa-ops` subparsers."""
     d = sub.add_parser("detect", help="find failure spikes over all stored history, update alerts, notify")
     d.add_argument("--db", help=db_help)
-    d.add_argument("--since", type=_time, help="only recompute from this time (ISO 8601 with offset); "
+    d.add_argument("--since", type=aware_time, help="only recompute from this time (ISO 8601 with offset); "
                                                "default: everything stored")
-    d.add_argument("--now", type=_time, help="the time to judge at (default: the end of the newest data)")
+    d.add_argument("--now", type=aware_time, help="the time to judge at (default: the end of the newest data)")
     d.add_argument("--no-notify", action="store_true", help="queue notifications but do not send them now")
     d.add_argument("--json", action="store_true", help="print one JSON object: opened, resolved, firing, "
                                                        "pending, queued, sent, retrying, notify_failed, message")
@@ -128,6 +108,6 @@ def add_parsers(sub, db_help: str) -> None:
     a = sub.add_parser("alerts", help="list alerts: open ones and those resolved in the last 24 hours")
     a.add_argument("--db", help=db_help)
     a.add_argument("--all", action="store_true", help="every alert ever raised, not only open and recent ones")
-    a.add_argument("--limit", type=_limit, help="at most this many alerts")
+    a.add_argument("--limit", type=positive_int, help="at most this many alerts")
     a.add_argument("--json", action="store_true", help="print one JSON array of alert objects")
     a.set_defaults(func=cmd_alerts)

@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
 
 import orjson
 
+from mpesa_ops.cli_args import count, positive_int, seconds
+
 SIM_KEY, SIM_LINK = "sim-api-key", "sim-link-id"
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _page_size(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 # --- pull ---
@@ -148,13 +122,13 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
                                      "prefer those two: a flag shows in the process list")
     p.add_argument("--link-id", help="the shortcode's link id, the linkid header (else $MPESA_OPS_LINK_ID, "
                                      "else [gateway] link_id)")
-    p.add_argument("--watch", type=_seconds, metavar="SECONDS",
+    p.add_argument("--watch", type=seconds, metavar="SECONDS",
                    help="keep pulling, a round every SECONDS, running detection after each; "
                         "Ctrl-C or SIGTERM stops after the page in flight is committed")
-    p.add_argument("--lag", type=_seconds, metavar="SECONDS",
+    p.add_argument("--lag", type=seconds, metavar="SECONDS",
                    help="re-read this much before the newest update seen, for late updates "
                         "(else $MPESA_OPS_PULL_LAG, else [gateway] lag_seconds, else 600)")
-    p.add_argument("--page-size", type=_page_size, metavar="N",
+    p.add_argument("--page-size", type=positive_int, metavar="N",
                    help="records asked for per page (else $MPESA_OPS_PULL_PAGE_SIZE, else [gateway] page_size, "
                         "else 2000)")
     p.add_argument("--json", action="store_true",
@@ -165,7 +139,7 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
     g = sub.add_parser("gateway-sim", help="serve simulate's logs over the gateway's log API on 127.0.0.1, "
                                            "with faults on request")
     g.add_argument("--data", required=True, metavar="DIR", help="folder written by mpesa-ops simulate")
-    g.add_argument("--port", type=_count, default=8089, help="port on 127.0.0.1 (default 8089; 0: any free port)")
+    g.add_argument("--port", type=count, default=8089, help="port on 127.0.0.1 (default 8089; 0: any free port)")
     g.add_argument("--api-key", action="append", metavar="KEY",
                    help=f"an API key to accept (repeatable; default $MPESA_OPS_API_KEY, else {SIM_KEY})")
     g.add_argument("--link-id", action="append", metavar="ID",
@@ -174,16 +148,16 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
                    help="a link id answered with INACTIVE_SHORTCODE (repeatable)")
     g.add_argument("--error", metavar="CODE", help="answer every page request with this gateway error code, "
                                                    "e.g. MPESA_UNAVAILABLE")
-    g.add_argument("--rate-limit", type=_count, default=0, metavar="N", help="answer the next N requests with 429")
+    g.add_argument("--rate-limit", type=count, default=0, metavar="N", help="answer the next N requests with 429")
     g.add_argument("--retry-after", default="1", metavar="SECONDS", help="the Retry-After sent with a 429 (default 1)")
-    g.add_argument("--server-errors", type=_count, default=0, metavar="N", help="answer the next N requests with 500")
-    g.add_argument("--delay", type=_seconds, default=0.0, metavar="SECONDS", help="answer every page this much later")
-    g.add_argument("--stall", type=_count, default=0, metavar="N", help="hold the next N answers --stall-seconds")
-    g.add_argument("--stall-seconds", type=_seconds, default=5.0, metavar="SECONDS",
+    g.add_argument("--server-errors", type=count, default=0, metavar="N", help="answer the next N requests with 500")
+    g.add_argument("--delay", type=seconds, default=0.0, metavar="SECONDS", help="answer every page this much later")
+    g.add_argument("--stall", type=count, default=0, metavar="N", help="hold the next N answers --stall-seconds")
+    g.add_argument("--stall-seconds", type=seconds, default=5.0, metavar="SECONDS",
                    help="how long a stalled answer is held (default 5)")
-    g.add_argument("--truncate", type=_count, default=0, metavar="N", help="cut the next N pages in half")
-    g.add_argument("--not-json", type=_count, default=0, metavar="N", help="answer the next N pages with HTML")
-    g.add_argument("--wrong-shape", type=_count, default=0, metavar="N",
+    g.add_argument("--truncate", type=count, default=0, metavar="N", help="cut the next N pages in half")
+    g.add_argument("--not-json", type=count, default=0, metavar="N", help="answer the next N pages with HTML")
+    g.add_argument("--wrong-shape", type=count, default=0, metavar="N",
                    help="answer the next N pages with JSON that is not a page")
     g.add_argument("--loop", action="store_true", help="hand back the same next cursor forever (a pagination loop)")
     g.set_defaults(func=cmd_gateway_sim)

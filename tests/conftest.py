@@ -22,6 +22,20 @@ SHARED = REPO.parent / "shared"
 SAMPLES = SHARED / "samples" / "daraja"
 
 
+KEEP_ENV = {"MPESA_OPS_TEST_PG", "MPESA_OPS_SCREENSHOTS"}
+
+
+@pytest.fixture(autouse=True)
+def no_user_settings(monkeypatch, tmp_path):
+    """No test sees the developer's settings: every MPESA_OPS_* variable but the test
+    ones is unset, and the secrets file is one that does not exist. A test that wants
+    a setting sets it."""
+    for name in list(os.environ):
+        if name.startswith("MPESA_OPS_") and name not in KEEP_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MPESA_OPS_SECRETS", str(tmp_path / "no-secrets.toml"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_factory(request, tmp_path):
     """Makes empty stores of the parametrised backend: db_factory() -> URL."""

@@ -25,13 +25,6 @@ from storehelpers import snapshot
 KEY, LINK = "k-SECRET-4d2f9a", "l-SECRET-77c1e0"
 
 
-@pytest.fixture(autouse=True)
-def no_pull_environment(monkeypatch):
-    for name in ("MPESA_OPS_BASE_URL", "MPESA_OPS_API_KEY", "MPESA_OPS_LINK_ID", "MPESA_OPS_PULL_PAGE_SIZE",
-                 "MPESA_OPS_PULL_LAG", "MPESA_OPS_PULL_TIMEOUT", "MPESA_OPS_PULL_RETRY_BUDGET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("logs")

@@ -12,13 +12,6 @@ SECRETS = {"gateway": {"base_url": "https://file.example/", "api_key": "file-key
                        "streams": {"deliveries": {"page_size": 50, "path": "/v2/deliveries"}}}}
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in ("MPESA_OPS_BASE_URL", "MPESA_OPS_API_KEY", "MPESA_OPS_LINK_ID", "MPESA_OPS_PULL_PAGE_SIZE",
-                 "MPESA_OPS_PULL_LAG", "MPESA_OPS_PULL_TIMEOUT", "MPESA_OPS_PULL_RETRY_BUDGET"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_the_secrets_file_fills_what_flags_and_environment_leave():
     s = load_settings(secrets=SECRETS)
     assert (s.base_url, s.api_key, s.link_id, s.lag_seconds) == ("https://file.example", "file-key", "file-link", 120)

@@ -91,8 +91,7 @@ def test_sigterm_stops_after_the_page_in_flight_is_committed(tmp_path, sim):
 
 def test_pull_json_prints_one_object_of_totals_and_streams(tmp_path, sim, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    for name in ("MPESA_OPS_API_KEY", "MPESA_OPS_PULL_PAGE_SIZE", "MPESA_OPS_PULL_LAG"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MPESA_OPS_SECRETS")  # the default place: .streamlit/secrets.toml here
     monkeypatch.setenv("MPESA_OPS_LINK_ID", LINK)
     (tmp_path / ".streamlit").mkdir()
     (tmp_path / ".streamlit" / "secrets.toml").write_text(f'[gateway]\napi_key = "{KEY}"\npage_size = 40\n')

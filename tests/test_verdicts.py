@@ -38,13 +38,6 @@ def toml(**shop_change) -> dict:
                                        "std": {"url": STD, "scheme": "standard", "secret": STD_SECRET}}}}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in ("MPESA_OPS_WEBHOOK_SECRETS_FILE", "MPESA_OPS_WEBHOOK_SECRET", "MPESA_OPS_WEBHOOK_PREVIOUS_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MPESA_OPS_SECRETS", str(tmp_path / "no-secrets.toml"))
-
-
 def hex_mac(key: bytes, body: bytes = BODY) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 

@@ -17,13 +17,6 @@ OTHER = "https://elsewhere.example.com/hook"
 CUR, PREV, ENV_SECRET = "cur-secret-AAAA", "prev-secret-BBBB", "env-secret-CCCC"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in (ws.SECRETS_FILE_ENV, ws.SECRET_ENV, ws.PREVIOUS_SECRET_ENV):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MPESA_OPS_SECRETS", str(tmp_path / "no-secrets.toml"))
-
-
 def secrets_json(tmp_path, endpoints: dict):
     path = tmp_path / "webhook-secrets.json"
     path.write_text(json.dumps({"endpoints": endpoints}))
