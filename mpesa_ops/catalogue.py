@@ -1,7 +1,8 @@
 """The one catalogue of every code mpesa-ops knows, and what to do about each.
 
 M-Pesa result codes, Daraja API errors, the gateway's API errors, webhook delivery
-failure classes and webhook signature verdicts, each with its family, who acts and a
+failure classes, webhook signature verdicts and the two conditions detection raises
+itself (payments left "pending", a "volume_drop"), each with its family, who acts and a
 troubleshooting guide. Pages, alerts and exports take their words from here; nothing
 else in the product should describe a code. Sources: ``shared/spec/codes.md`` and the
 gateway's ``shared/seed/error-codes.txt``. Codes are grouped by the code, never by the
@@ -44,7 +45,7 @@ FAMILIES: tuple[str, ...] = (
     "other",
 )
 WHO: tuple[str, ...] = ("support", "finance", "engineering", "customer", "Safaricom", "gateway")
-KINDS: tuple[str, ...] = ("result", "daraja", "gateway", "webhook", "unknown")
+KINDS: tuple[str, ...] = ("result", "daraja", "gateway", "webhook", "detector", "unknown")
 
 
 @dataclass(frozen=True)
@@ -1149,6 +1150,51 @@ _ROWS: tuple[tuple, ...] = (
         None,
         "Retries fail the same way until the secret or body path is fixed; then ask for redelivery.",
     ),
+    # ---------------------------------------------------------------- raised by detection itself
+    (
+        "pending", "detector", "pending", "missing callbacks", "Payments left pending", None, False,
+        "Payments are still pending well after their request (10 minutes by default, the "
+        "detection setting pending_after_minutes): no callback and no final status arrived. Their money may or may not have "
+        "moved; the result is unknown, not failed.",
+        (
+            "M-Pesa or the gateway is slow to send callbacks, or stopped sending them.",
+            "Our callback URL is down, unreachable or refusing the callbacks (see the webhook alerts).",
+            "The status queries that would close these payments are not running.",
+        ),
+        (
+            "Check whether callbacks are reaching us at all: the webhook page's deliveries and "
+            "errors for the same minutes.",
+            "Run a status query for a few of the pending CheckoutRequestIDs: a final result there "
+            "means callbacks are lost, not payments.",
+            "Check the gateway's and Safaricom's status channels for delayed callbacks.",
+        ),
+        ("engineering", "gateway", "Safaricom"),
+        _PAID_NOT_CONFIRMED,
+        "Do not send a new push for a pending payment; query its status until a final result "
+        "arrives, then fulfil or release the order.",
+    ),
+    (
+        "volume_drop", "detector", "gateway system", "traffic", "Payments volume dropped", None, True,
+        "Far fewer payments were requested in the last 30 minutes than at the same time on "
+        "earlier days. An outage can look like silence: customers cannot pay, or our requests "
+        "never reach the gateway.",
+        (
+            "Our checkout or the service that sends STK pushes is down or failing before the request.",
+            "The gateway's API is unreachable or refusing every request (authentication, network).",
+            "An M-Pesa outage making customers give up before paying.",
+            "Our data feed stopped: payments happen but are not loaded into mpesa-ops.",
+        ),
+        (
+            "Check that mpesa-ops is still receiving data: the last load's time and its errors.",
+            "Make a small test payment through the checkout and watch where it stops.",
+            "Check the gateway's and Safaricom's status channels, and our own application's logs "
+            "and error rates for the same minutes.",
+        ),
+        ("engineering", "gateway", "Safaricom"),
+        "We are having trouble taking M-Pesa payments right now. Please try again in a few "
+        "minutes or pay another way.",
+        "Nothing to retry automatically: find where requests stop, fix it, then ask customers to pay again.",
+    ),
 )
 
 # Which message substring selects which 500.001.1001 variant (case-insensitive).
@@ -1243,6 +1289,8 @@ def _label(code: str, kind: str, http_status: int | None) -> str:
         return f"gateway {code}, HTTP {http_status}"
     if kind == "webhook":
         return f"signature check {code}" if code in _VERDICTS else f"webhook {code}"
+    if kind == "detector":
+        return "an mpesa-ops detector"
     return code
 
 

@@ -223,13 +223,22 @@ def test_every_entry_is_complete(info: CodeInfo):
     assert g.who_acts and set(g.who_acts) <= WHO and len(set(g.who_acts)) == len(g.who_acts)
     assert g.tell_customer is None or g.tell_customer.strip()
     assert g.steps == [*g.check_first, g.retry]
-    assert (info.http_status is None) is (info.kind in ("result", "webhook"))
+    assert (info.http_status is None) is (info.kind in ("result", "webhook", "detector"))
     if info.kind == "result":
         assert g.tell_customer, "support needs words for every M-Pesa result"
     if info.family in ("success", "pending") or info.code == "valid":
         assert not info.is_failure
     else:
         assert info.is_failure
+
+
+def test_the_conditions_detection_raises_have_their_own_entries():
+    pending, volume = lookup("pending"), lookup("volume_drop")
+    assert (pending.kind, pending.family, pending.known, pending.is_failure) == ("detector", "pending", True, False)
+    assert (volume.kind, volume.family, volume.known, volume.is_failure) == ("detector", "gateway system", True, True)
+    assert pending.guide != lookup("4999").guide and "callback" in pending.guide.meaning
+    assert "engineering" in volume.guide.who_acts and volume.guide.steps[0].startswith("Check that mpesa-ops")
+    assert is_pending("pending") and lookup("PENDING") is pending
 
 
 def test_customer_words_for_the_common_codes():
