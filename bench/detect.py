@@ -14,6 +14,9 @@ cluster a little as real ones do. Injected (ground truth):
 - 9999 outages at 3-15 % of pushes on all shortcodes, 15-60 minutes, by day and night;
 - code 1 rising from 6 % to 15 % over the 3-5 days before each 25th (slow burn).
 
+An incident sets its code's share exactly (4x is four times the code's rate, as in the
+simulator); the other outcomes share the rest in proportion.
+
 Figures: false-alarm episodes (alerts that fire outside any incident) per day per
 code over incident-free days, incidents found by day and by night, median delay from
 the incident's start to the alert firing, and the time of `detect()` over 90 days at
@@ -122,18 +125,19 @@ def synthesise(days: int, per_day: int, seed: int, with_incidents: bool):
     jitter = np.exp(rng.normal(0, 0.1, size=(M // 60 + 1, p.size)))[np.arange(M) // 60]  # hourly clustering
     probs = p[None, :] * jitter
     probs = np.repeat(probs[:, None, :], len(SHORTCODES), axis=1)  # (M, S, K)
-    for inc in incidents:
-        code = idx[inc["code"]]
-        sl = slice(inc["start"], inc["end"])
-        scs = slice(None) if inc["sc"] is None else inc["sc"]
-        if inc.get("slow"):
-            ramp = np.linspace(0.06, 0.15, inc["end"] - inc["start"])
-            probs[sl, :, code] = ramp[:, None] * probs[sl, :, :].sum(-1)
-        elif inc["code"] == "1037":
-            probs[sl, scs, code] *= inc["mult"]
-        else:
-            probs[sl, scs, code] = inc["rate"] * probs[sl, scs, :].sum(-1)
     probs /= probs.sum(-1, keepdims=True)
+    for inc in sorted(incidents, key=lambda i: not i.get("slow")):  # slow rises first: a spike's share is exact
+        code = idx[inc["code"]]
+        cells = probs[inc["start"]:inc["end"], slice(None) if inc["sc"] is None else inc["sc"]]  # a view
+        if inc.get("slow"):
+            target = np.linspace(0.06, 0.15, inc["end"] - inc["start"])[:, None]
+        elif inc["code"] == "1037":
+            target = inc["mult"] * cells[..., code]
+        else:
+            target = np.full(cells.shape[:-1], inc["rate"])
+        # the code takes exactly its target share; the other outcomes share the rest in proportion
+        cells *= ((1 - target) / (1 - cells[..., code]))[..., None]
+        cells[..., code] = target
     counts = rng.multinomial(n, probs)  # (M, S, K)
     m, s, k = np.nonzero(counts)
     t0 = datetime(START.year, START.month, START.day, tzinfo=NAIROBI).astimezone(timezone.utc).replace(tzinfo=None)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from mpesa_ops import catalogue
 from mpesa_ops.ingest.detect.alerts import list_alerts
 from mpesa_ops.ingest.detect.run import detect
+from mpesa_ops.ingest.detect.settings import load_settings
 from mpesa_ops.ingest.schema import alerts, detection_runs, txn_rollup_minute
 
 EAT = timezone(timedelta(hours=3))
@@ -166,3 +167,37 @@ def test_late_rows_recompute_the_buckets_they_touch(engine):
     found = [a for a in list_alerts(engine, include_resolved=True) if a["code"] == "2001"]
     assert [a["key"] for a in found] == ["rate|2001|174379"]
     assert datetime.fromisoformat(found[0]["started_at"]) == t0
+
+
+def test_night_surge_on_one_shortcode_is_found_on_its_own_series(engine):
+    t0 = START + timedelta(days=1, hours=2)  # about 8 payments a bucket on each shortcode
+    load_traffic(engine, hours=30, incidents=[("1037", "174379", t0, t0 + timedelta(minutes=60), 0.35)])
+    detect(engine)
+    found = [a for a in list_alerts(engine, include_resolved=True) if a["code"] == "1037"]
+    assert found and {a["key"] for a in found} == {"rate|1037|174379"}
+    assert t0 <= min(datetime.fromisoformat(a["fired_at"]) for a in found) <= t0 + timedelta(minutes=30)
+
+
+def test_a_spike_two_windows_agree_on_fires_in_its_first_bucket(engine):
+    """confirm_windows: the 5- and 15-minute windows both anomalous in one bucket fire it
+    at once; without the rule the same episode waits for its second bucket."""
+    t0 = START + timedelta(days=1, hours=12)
+    load_traffic(engine, hours=40, incidents=[("9999", None, t0, t0 + timedelta(minutes=30), 0.10)])
+    fired = {}
+    for windows in (2, 0):
+        detect(engine, settings=load_settings({"confirm_windows": windows, "crit_p": 1e-300}))
+        alert = next(a for a in list_alerts(engine, include_resolved=True) if a["code"] == "9999")
+        started = datetime.fromisoformat(alert["started_at"])
+        fired[windows] = datetime.fromisoformat(alert["fired_at"]) - started
+    assert fired == {2: timedelta(minutes=5), 0: timedelta(minutes=10)}
+
+
+def test_payments_left_pending_carry_their_own_guide(engine):
+    t0 = START + timedelta(days=1, hours=12)
+    load_traffic(engine, hours=40, incidents=[("pending", None, t0, t0 + timedelta(minutes=40), 0.25)])
+    detect(engine)
+    found = [a for a in list_alerts(engine, include_resolved=True) if a["detector"] == "pending"]
+    assert [a["key"] for a in found] == ["pending|pending|"]
+    assert found[0]["family"] == "pending"
+    assert found[0]["guide"] == catalogue.lookup("pending").guide.as_dict()
+    assert found[0]["guide"]["title"] != catalogue.lookup("4999").guide.title

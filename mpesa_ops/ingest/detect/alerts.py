@@ -16,8 +16,6 @@ from mpesa_ops.ingest.schema import alert_notifications, alerts, detection_runs
 OPEN = ("pending", "firing")
 NAIROBI = timezone(timedelta(hours=3), "EAT")
 RECENT = timedelta(hours=24)
-# codes whose guide the catalogue keeps under another name
-GUIDE_CODE = {"pending": "4999"}
 COMPUTED = ("key", "detector", "code", "family", "shortcode", "severity", "status", "started_at", "ended_at",
             "last_seen_at", "window_minutes", "failures", "attempts", "observed_rate", "baseline_rate", "score",
             "top_shortcodes", "details")
@@ -25,10 +23,6 @@ COMPUTED = ("key", "detector", "code", "family", "shortcode", "severity", "statu
 
 class AlertError(ValueError):
     """An acknowledge or silence that cannot be done; the message says why."""
-
-
-def info_of(code: str) -> catalogue.CodeInfo:
-    return catalogue.lookup(GUIDE_CODE.get(code, code))
 
 
 def _now(now: datetime | None) -> datetime:
@@ -129,7 +123,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def as_dict(row: dict, now: datetime) -> dict:
     """An alert as the CLI's --json and the dashboard see it."""
-    info = info_of(row["code"])
+    info = catalogue.lookup(row["code"])
     guide = info.guide.as_dict()
     details = orjson.loads(row["details"]) if row["details"] else {}
     return {

@@ -49,6 +49,7 @@ class Flags:
     n: np.ndarray
     observed: np.ndarray
     baseline: np.ndarray
+    agreeing: np.ndarray  # windows (of windows_minutes) anomalous in the bucket
 
     @property
     def key(self) -> str:
@@ -151,12 +152,13 @@ def _guarded(cfg: DetectSettings, x, n, p, ok):
     return ok & (x >= cfg.min_failures) & (obs >= cfg.min_ratio * p) & (obs - p >= cfg.min_abs_rise), obs
 
 
-def rate_scores(model: RateModel, eligible: np.ndarray):
-    """Best window per (row, bucket): score, window minutes, x, n, observed, baseline;
-    score 0 where no window passes the guards. ``eligible`` is (rows, T) bool."""
+def rate_scores(model: RateModel, eligible: np.ndarray, warn_score: np.ndarray):
+    """Best window per (row, bucket): score, window minutes, x, n, observed, baseline,
+    and how many windows score at least the row's ``warn_score`` ("agreeing"); score 0
+    where no window passes the guards. ``eligible`` is (rows, T) bool."""
     s, cfg = model.s, model.cfg
     P, T = s.x.shape
-    best = {k: np.zeros((P, T)) for k in ("score", "window", "x", "n", "obs", "p")}
+    best = {k: np.zeros((P, T)) for k in ("score", "window", "x", "n", "obs", "p", "agreeing")}
     for minutes in cfg.windows_minutes:
         x, n, p, ok, bn = model.window_all(minutes // 5)
         passed, obs = _guarded(cfg, x, n, p, ok & eligible)
@@ -164,6 +166,7 @@ def rate_scores(model: RateModel, eligible: np.ndarray):
         if not r.size:
             continue
         score = tail_score(x[r, t], n[r, t], p[r, t], model.cv[r], bn[r, t])
+        best["agreeing"][r, t] += score >= warn_score[r]
         better = score > best["score"][r, t]
         r, t, score = r[better], t[better], score[better]
         best["score"][r, t] = score
@@ -173,16 +176,18 @@ def rate_scores(model: RateModel, eligible: np.ndarray):
     return best
 
 
-def severity_of(score: np.ndarray, cfg: DetectSettings, tests: np.ndarray | int = 1) -> np.ndarray:
-    """Warning or critical by the tail probability, with ``warn_p`` and ``crit_p``
+def levels(cfg: DetectSettings, tests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Warning and critical score levels per series, with ``warn_p`` and ``crit_p``
     shared out (Bonferroni) over the ``tests`` series a code is tested on (all
     shortcodes and each busy one): a code is no likelier to alarm for having more
     shortcodes."""
     tests = np.asarray(tests, dtype=np.float64)
-    if tests.ndim == 1:
-        tests = tests[:, None]
-    warn, crit = -np.log10(cfg.warn_p / tests), -np.log10(cfg.crit_p / tests)
-    return np.where(score >= crit, CRITICAL, np.where(score >= warn, WARNING, 0))
+    return -np.log10(cfg.warn_p / tests), -np.log10(cfg.crit_p / tests)
+
+
+def severity_of(score: np.ndarray, warn: np.ndarray, crit: np.ndarray) -> np.ndarray:
+    """Warning or critical per (series, bucket), by the series' levels."""
+    return np.where(score >= crit[:, None], CRITICAL, np.where(score >= warn[:, None], WARNING, 0))
 
 
 def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pending_until_t: int):
@@ -195,13 +200,14 @@ def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pen
         eligible[pending_rows, max(pending_until_t, 0):] = False
     per_code = {c: s.codes.count(c) for c in set(s.codes)}
     tests = np.array([per_code[c] for c in s.codes])
+    warn, crit = levels(cfg, tests)
     model = RateModel(s, cfg, first_t)
-    best = rate_scores(model, eligible)
-    excluded = severity_of(best["score"], cfg, tests) > 0
+    best = rate_scores(model, eligible, warn)
+    excluded = severity_of(best["score"], warn, crit) > 0
     if excluded.any():
         model = RateModel(s, cfg, first_t, excluded)
-        best = rate_scores(model, eligible)
-    sev = severity_of(best["score"], cfg, tests)
+        best = rate_scores(model, eligible, warn)
+    sev = severity_of(best["score"], warn, crit)
     return _route(s, cfg, model, best, sev), model
 
 
@@ -217,7 +223,7 @@ def _route(s: Series, cfg: DetectSettings, model: RateModel, best: dict, sev: np
         out.setdefault((detector, code, s.shortcodes[row], row), []).append((t, severity, score) + tuple(stats))
 
     def stats_at(row, t):
-        return [best[k][row, t] for k in ("window", "x", "n", "obs", "p")]
+        return [best[k][row, t] for k in ("window", "x", "n", "obs", "p", "agreeing")]
 
     for code in sorted(set(s.codes)):
         rows = s.rows(code)
@@ -250,7 +256,7 @@ def _route(s: Series, cfg: DetectSettings, model: RateModel, best: dict, sev: np
                     own = float(tail_score(x, n, p, model.cv[target], bn)[0])
                     obs = float(x[0] / n[0]) if n[0] else 0.0
                     add(detector, code, target, t, sev[a, t], max(float(best["score"][a, t]), own),
-                        [wb * 5, x[0], n[0], obs, p[0]])
+                        [wb * 5, x[0], n[0], obs, p[0], best["agreeing"][a, t]])
         for r in per_sc.tolist():
             for t in np.nonzero((sev[r] > 0) & ~covered)[0]:
                 add(detector, code, r, t, sev[r, t], best["score"][r, t], stats_at(r, t))
@@ -263,7 +269,7 @@ def _flags(key: tuple, items: list) -> Flags:
     cols = list(zip(*items))
     arr = [np.asarray(c, dtype=np.float64) for c in cols]
     return Flags(detector, code, shortcode, row, arr[0].astype(np.int64), arr[1].astype(np.int64), arr[2],
-                 arr[3].astype(np.int64), arr[4], arr[5], arr[6], arr[7])
+                 arr[3].astype(np.int64), arr[4], arr[5], arr[6], arr[7], arr[8].astype(np.int64))
 
 
 def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int) -> list[Flags]:
@@ -316,7 +322,7 @@ def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int
             continue
         hh = hours[rep]
         out.append(Flags("slow_burn", s.codes[r], ALL, r, t, np.full(t.size, WARNING), cusum[hh],
-                         np.full(t.size, 360), x6[hh], n6[hh], rate6[hh], p0[hh]))
+                         np.full(t.size, 360), x6[hh], n6[hh], rate6[hh], p0[hh], np.ones(t.size, dtype=np.int64)))
     return out
 
 
@@ -351,4 +357,5 @@ def volume_flags(s: Series, cfg: DetectSettings, *, from_t: int, complete_until_
         return []
     sev = np.where(ratio[ts] <= cfg.volume_crit_ratio, CRITICAL, WARNING)
     return [Flags("volume", VOLUME_CODE, ALL, row, ts, sev, 1.0 - ratio[ts], np.full(ts.size, wb * 5),
-                  np.rint(expected[ts] - obs[ts]), obs[ts], ratio[ts], np.ones(ts.size))]
+                  np.rint(expected[ts] - obs[ts]), obs[ts], ratio[ts], np.ones(ts.size),
+                  np.ones(ts.size, dtype=np.int64))]

@@ -2,7 +2,9 @@
 
 Buckets less than ``quiet_minutes`` apart belong to one episode. An episode is
 ``pending`` from its first anomalous bucket, ``firing`` once a second bucket confirms it
-(``confirm_buckets``) or at once when a bucket is critical, and ``resolved`` when
+(``confirm_buckets``), or at once when a bucket is critical or anomalous in
+``confirm_windows`` of its windows (a 5-minute spike that the 15- or 60-minute
+window also finds anomalous), and ``resolved`` when
 ``quiet_minutes`` have passed (by ``now``) without an anomalous bucket. An episode that
 went quiet without ever firing is dropped: it was noise the confirmation filtered out.
 
@@ -74,9 +76,12 @@ def episodes_of(flags: Flags, cfg: DetectSettings, *, t0: int, now_t: int) -> li
     ends = np.concatenate((breaks, [t.size - 1]))
     out = []
     for a, b in zip(starts.tolist(), ends.tolist()):
-        crit = np.nonzero(flags.severity[a:b + 1] >= CRITICAL)[0]
+        at_once = flags.severity[a:b + 1] >= CRITICAL
+        if cfg.confirm_windows:
+            at_once |= flags.agreeing[a:b + 1] >= cfg.confirm_windows
+        at_once = np.nonzero(at_once)[0]
         confirm = a + cfg.confirm_buckets - 1
-        candidates = [a + int(crit[0])] if crit.size else []
+        candidates = [a + int(at_once[0])] if at_once.size else []
         if confirm <= b:
             candidates.append(confirm)
         fired = min(candidates) if candidates else None

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 from sqlalchemy import or_, select, update
 
+from mpesa_ops import catalogue
 from mpesa_ops.config import ConfigError
 from mpesa_ops.ingest.detect import alerts as store
 from mpesa_ops.ingest.detect.detectors import RateModel, rate_flags, slow_burn_flags, volume_flags
@@ -159,7 +160,7 @@ def _queue(conn, changes, targets, *, now, wall, max_age) -> int:
 
 def _alert_values(ep: Episode, s: Series, model: RateModel) -> dict:
     f, i = ep.flags, ep.peak
-    info = store.info_of(f.code)
+    info = catalogue.lookup(f.code)
     t_peak = int(f.t[i])
     return {
         "key": f.key, "detector": f.detector, "code": f.code, "family": info.family, "shortcode": f.shortcode,
