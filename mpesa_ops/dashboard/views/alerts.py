@@ -102,7 +102,8 @@ def state_line(alert: dict, tz: str) -> str:
     parts = [f"{alert['detector']} detector", f"since {ui.when(alert['started_at'], tz)}"]
     if alert["ended_at"]:
         parts.append(f"resolved {ui.when(alert['ended_at'], tz)}")
-    parts.append(f"{alert['failures']:,} of {alert['attempts']:,} payments: {ui.pct(alert['observed_rate'])} "
+    unit = "deliveries" if alert["family"] == "webhook" else "payments"
+    parts.append(f"{alert['failures']:,} of {alert['attempts']:,} {unit}: {ui.pct(alert['observed_rate'])} "
                  f"against {ui.pct(alert['baseline_rate'])}")
     if alert["acknowledged_at"]:
         parts.append(f"acknowledged by {alert['acknowledged_by']}"
