@@ -37,13 +37,15 @@ def cmd_pull(args) -> int:
         if args.watch is None:
             report = pull_once(engine, settings, stop=stop)
             show(report)
-            _after_load(engine, quiet=args.json, command="pull", live=True)
+            if not args.no_detect:
+                _after_load(engine, quiet=args.json, command="pull", live=True)
             if report.stopped:
                 print("mpesa-ops pull: stopped on request; the pages committed are kept, run it again to continue",
                       file=sys.stderr)
                 return 130
             return 0
-        watch(engine, settings, args.watch, stop=stop, after_round=args.after_round, on_round=show,
+        watch(engine, settings, args.watch, stop=stop, after_round=None if args.no_detect else args.after_round,
+              on_round=show,
               on_error=lambda exc: print(f"mpesa-ops pull: {exc}; trying again in {args.watch:g} s",
                                          file=sys.stderr, flush=True))
         print("mpesa-ops pull: stopped; the pages committed are kept", file=sys.stderr)
@@ -134,6 +136,8 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (one per round with --watch): read, loaded, updated, duplicates, "
                         "rejected, pages, stopped, run_id and streams")
+    p.add_argument("--no-detect", action="store_true",
+                   help="skip signature verdicts and detection after each round (when mpesa-ops detect runs apart)")
     p.set_defaults(func=cmd_pull, after_round=after_round)
 
     g = sub.add_parser("gateway-sim", help="serve simulate's logs over the gateway's log API on 127.0.0.1, "
