@@ -306,3 +306,27 @@ def test_engineers_acknowledge_and_silence_an_alert_finance_only_reads(app, demo
     assert row.acknowledged_by == "local engineer" and row.ack_comment == "on it"
     assert row.silenced_by == "local engineer" and row.silence_comment == "known incident"
     assert row.silenced_until > dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=59)
+
+
+def test_an_empty_range_points_to_the_earlier_alerts(app, demo_url, tmp_path):
+    import sqlite3
+    from datetime import datetime, timedelta, timezone
+
+    copy = tmp_path / "copy.db"
+    with sqlite3.connect(demo_url.removeprefix("sqlite:///")) as src:
+        src.execute("VACUUM INTO ?", (str(copy),))
+    url = f"sqlite:///{copy}"
+    engine = open_store(url)
+    t = datetime(2026, 1, 5, 7, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(alerts.delete())
+        conn.execute(alerts.insert().values(
+            key="rate|1037|", detector="rate", code="1037", family="customer", shortcode="", severity="warning",
+            status="resolved", started_at=t, ended_at=t + timedelta(minutes=30), last_seen_at=t + timedelta(minutes=15),
+            failures=9, attempts=40, created_at=t, updated_at=t))
+    engine.dispose()
+    at = page(app(url, "support"), "alerts", range="24h")
+    no_errors(at)
+    labels = [el.proto.label for el in at.get("page_link")]
+    assert any(label.startswith("Earlier alerts: 1, the latest 1037 (DS timeout") and "on 05 Jan 10:00" in label  # Nairobi time
+               for label in labels), labels

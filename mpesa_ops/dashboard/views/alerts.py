@@ -143,11 +143,21 @@ def one(alert: dict, index: int, f: context.Filters, role: str) -> None:
 
 @st.fragment(run_every=30)
 def live(f: context.Filters, role: str) -> None:
-    alerts = ordered(data.alerts(), f)
+    stored = data.alerts()
+    alerts = ordered(stored, f)
     firing = sum(a["status"] == "firing" for a in alerts)
     st.caption(f"{firing} firing · refreshed {ui.when(datetime.now(timezone.utc), f.tz, '%H:%M:%S')}")
     if not alerts:
         st.success("No alert is open, and none was resolved in this range.")
+        earlier = [a for a in stored if a["started_at"] < f.start]
+        if earlier:  # say where the last ones are, rather than leave the page looking empty
+            latest = max(earlier, key=lambda a: a["started_at"])
+            info = catalogue.lookup(latest["code"])
+            st.page_link(nav.page_path("alerts"), icon=":material/history:",
+                         label=f"Earlier alerts: {len(earlier):,}, the latest {latest['code']} ({info.title}) on "
+                               f"{ui.when(latest['started_at'], f.tz)}. Show them.",
+                         query_params=context.link_params(f, start=latest["started_at"] - timedelta(hours=1),
+                                                          end=f.end))
         return
     for index, alert in enumerate(alerts):
         one(alert, index, f, role)
