@@ -24,11 +24,11 @@ def _print_json(value) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _store(db: str | None):
+def _store(db: str | None, *, must_exist: bool = False):
     from mpesa_ops.ingest.db import StoreError, open_store
 
     try:
-        return open_store(db)
+        return open_store(db, must_exist=must_exist)
     except StoreError as exc:
         raise Failure(str(exc)) from None
 
@@ -164,7 +164,7 @@ def _ingest(engine, paths: list[str], *, progress: bool, command: str):
 def cmd_summary(args) -> int:
     from mpesa_ops.ingest.summary import summary
 
-    engine = _store(args.db)
+    engine = _store(args.db, must_exist=True)
     s = summary(engine)
     if args.json:
         _print_json(s)

@@ -65,7 +65,7 @@ def run_dashboard(db: str | None = None, *, port: int | None = None, address: st
 
     url = resolve_url(db)
     try:
-        open_store(url).dispose()  # fail here, in one line, rather than in the browser
+        open_store(url, must_exist=True).dispose()  # fail here, in one line, rather than in the browser
     except StoreError as exc:
         raise Failure(str(exc)) from None
     env = dict(os.environ, MPESA_OPS_DB=url)

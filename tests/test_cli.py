@@ -33,13 +33,26 @@ def test_ingest_json_prints_exactly_the_five_counts(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out) == {"read": 1, "loaded": 1, "updated": 0, "duplicates": 0, "rejected": 0}
 
 
-def test_summary_json_keys(capsys, tmp_path):
-    assert main(["summary", "--db", str(tmp_path / "s.db"), "--json"]) == 0
+def test_summary_json_keys_and_exact_amounts_on_both_databases(capsys, tmp_path, db_url):
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b"".join(orjson.dumps({"id": f"x{i}", "created_at": "2026-10-01T10:00:00Z", "status": "success",
+                                         "result_code": 0, "amount": "100.05"}) + b"\n" for i in range(3)))
+    assert main(["ingest", str(f), "--db", db_url, "--json", "--no-detect"]) == 0
+    capsys.readouterr()
+    assert main(["summary", "--db", db_url, "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     for key in ("transactions", "by_status", "by_result_code", "by_error_code", "deliveries",
                 "deliveries_by_error", "rejected", "rejected_by_reason"):
         assert key in s
-    assert s["transactions"] == 0
+    assert s["transactions"] == 3 and s["by_result_code"] == {"0": 3}
+    assert s["amount_kes_by_status"] == {"success": 300.15}  # Postgres sums to a Decimal: still a JSON number
+
+
+def test_reading_a_sqlite_store_that_does_not_exist_fails_instead_of_creating_it(capsys, tmp_path):
+    assert main(["summary", "--db", str(tmp_path / "typo.db")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mpesa-ops summary: no store at ") and "typo.db" in err
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_a_missing_path_fails_with_one_line(capsys, tmp_path):

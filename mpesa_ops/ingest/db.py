@@ -74,9 +74,23 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def open_store(db: str | None = None, *, migrate: bool = True) -> Engine:
-    """An engine on a migrated store, or StoreError naming the cause and the fix."""
+def missing_sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite file the engine would create, when it does not exist yet."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    path = Path(engine.url.database)
+    return None if path.exists() else path
+
+
+def open_store(db: str | None = None, *, migrate: bool = True, must_exist: bool = False) -> Engine:
+    """An engine on a migrated store, or StoreError naming the cause and the fix.
+    `must_exist`: for commands that only read (a mistyped SQLite path would otherwise
+    become a new, empty store that reports zeros)."""
     engine = make_engine(db)
+    missing = missing_sqlite_file(engine) if must_exist else None
+    if missing is not None:
+        raise StoreError(f"no store at {missing}: load data into it first (mpesa-ops ingest, pull or demo), "
+                         "or point --db or MPESA_OPS_DB at the right one")
     try:
         if migrate:
             upgrade(engine)

@@ -33,7 +33,7 @@ def summary(engine: Engine) -> dict:
             "by_result_code": _grouped(conn, t.result_code, transactions),
             "by_error_code": _grouped(conn, t.error_code, transactions),
             "amount_kes_by_status": {
-                status: (cents or 0) / 100
+                status: int(cents or 0) / 100  # Postgres sums bigint to Decimal: JSON wants a number
                 for status, cents in conn.execute(select(t.status, func.sum(t.amount_cents)).group_by(t.status))
             },
             "conflicting_results": conn.execute(select(func.count()).select_from(transactions)
