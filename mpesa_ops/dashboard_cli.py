@@ -13,11 +13,18 @@ import sys
 import tomllib
 from pathlib import Path
 
+from mpesa_ops.cli_args import positive_int
+
 APP = Path(__file__).parent / "dashboard" / "app.py"
 REPO_CONFIG = Path(__file__).parent.parent / ".streamlit" / "config.toml"
 ROLES = ("support", "finance", "engineer", "admin")
 FORCED = {"server.headless": "true", "browser.gatherUsageStats": "false", "server.fileWatcherType": "none",
           "client.toolbarMode": "viewer"}
+
+
+# In local mode everyone is admin with phone numbers in full: listen on this machine
+# only unless told otherwise.
+LOCAL_ONLY = "127.0.0.1"
 
 
 def add_parsers(sub, db_help: str) -> None:
@@ -26,8 +33,10 @@ def add_parsers(sub, db_help: str) -> None:
                        description="Start the Streamlit dashboard on the store and print its address. "
                                    "Stop it with Ctrl-C.")
     p.add_argument("--db", help=db_help)
-    p.add_argument("--port", type=int, help="port to listen on (default 8501)")
-    p.add_argument("--address", help="address to listen on (default: all interfaces)")
+    p.add_argument("--port", type=positive_int, help="port to listen on (default 8501)")
+    p.add_argument("--address", default=LOCAL_ONLY,
+                   help=f"address to listen on (default {LOCAL_ONLY}: this machine only, or a reverse proxy on it; "
+                        "0.0.0.0 serves every network the machine is on, so configure [auth] first)")
     p.add_argument("--role", choices=ROLES,
                    help="the viewer's role when no login is configured (default: $MPESA_OPS_ROLE, "
                         "else [dashboard] role in secrets.toml, else admin)")
@@ -45,19 +54,18 @@ def config_flags(path: Path = REPO_CONFIG) -> list[str]:
     return [f"--{name}={value}" for name, value in options.items()]
 
 
-def streamlit_command(port: int | None = None, address: str | None = None) -> list[str]:
+def streamlit_command(port: int | None = None, address: str = LOCAL_ONLY) -> list[str]:
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), *config_flags()]
     if port is not None:
         cmd.append(f"--server.port={port}")
-    if address:
-        cmd.append(f"--server.address={address}")
+    cmd.append(f"--server.address={address}")
     secrets = os.environ.get("MPESA_OPS_SECRETS")
     if secrets:  # the same file the rest of mpesa-ops reads, for st.login and st.secrets too
         cmd.append(f"--secrets.files={secrets}")
     return cmd
 
 
-def run_dashboard(db: str | None = None, *, port: int | None = None, address: str | None = None,
+def run_dashboard(db: str | None = None, *, port: int | None = None, address: str = LOCAL_ONLY,
                   role: str | None = None) -> int:
     """Start Streamlit on the store and wait for it; Ctrl-C or SIGTERM stops it."""
     from mpesa_ops.cli import Failure

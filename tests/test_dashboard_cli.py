@@ -19,6 +19,13 @@ def test_the_command_takes_db_port_address_and_role():
     assert args.func is dashboard_cli.cmd_dashboard
 
 
+def test_it_listens_on_this_machine_only_unless_told_otherwise():
+    args = build_parser().parse_args(["dashboard"])
+    assert args.address == "127.0.0.1"
+    assert "--server.address=127.0.0.1" in dashboard_cli.streamlit_command()
+    assert "--server.address=0.0.0.0" in dashboard_cli.streamlit_command(address="0.0.0.0")
+
+
 def test_an_unknown_role_is_wrong_usage(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["dashboard", "--role", "boss"])
