@@ -106,3 +106,21 @@ def test_demo_simulates_loads_and_summarises(capsys, tmp_path):
     # run again: a fresh store, the same data, the same summary
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3", "--no-dashboard"]) == 0
     assert capsys.readouterr().out == out
+
+
+def test_ingest_of_simulated_logs_by_name_never_stores_the_webhook_secrets(capsys, tmp_path):
+    from mpesa_ops.ingest.db import open_store
+    from mpesa_ops.ingest.schema import rejected_records
+    from mpesa_ops.ingest.simulate import simulate
+
+    simulate(tmp_path / "logs", days=1, seed=2, per_day=50)
+    secrets = orjson.loads((tmp_path / "logs" / "webhook-secrets.json").read_bytes())
+    db = str(tmp_path / "s.db")
+    assert main(["ingest", *map(str, sorted((tmp_path / "logs").iterdir())), "--db", db, "--no-detect"]) == 0
+    assert "2 other files skipped: not a log file" in capsys.readouterr().out
+    engine = open_store(db)
+    with engine.connect() as conn:
+        raw = " ".join(r for (r,) in conn.execute(rejected_records.select().with_only_columns(rejected_records.c.raw)))
+    engine.dispose()
+    for endpoint in secrets["endpoints"].values():
+        assert endpoint["current"] not in raw

@@ -526,8 +526,8 @@ def test_discover_named_files_and_missing_paths(tmp_path):
     paths = [str(tmp_path / "README.md"), str(tmp_path / "nope.json"), str(tmp_path / "d"),
              str(tmp_path / "incidents.json"), str(tmp_path / "gone")]
     found = discover(paths)
-    assert found.files == [tmp_path / "README.md", tmp_path / "d" / "x.json", tmp_path / "incidents.json"]
-    assert found.skipped == []
+    assert found.files == [tmp_path / "README.md", tmp_path / "d" / "x.json"]
+    assert found.skipped == [tmp_path / "incidents.json"]  # simulate's ground truth, even named
     assert found.missing == [str(tmp_path / "nope.json"), str(tmp_path / "gone")]
     assert discover([]) == readers.Discovered([], [], [])
 

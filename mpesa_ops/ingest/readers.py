@@ -46,13 +46,15 @@ class Discovered:
 
 
 def discover(paths: list[str]) -> Discovered:
-    """Files named directly are read whatever their name; folders are walked in
-    sorted order for files with a log suffix (optionally .gz), hidden ones skipped."""
+    """Files named directly are read whatever their name, but for simulate's ground
+    truth and secrets (`ingest logs/*` must not store the secrets as rejected records);
+    folders are walked in sorted order for files with a log suffix (optionally .gz),
+    hidden ones skipped."""
     files, skipped, missing = [], [], []
     for p in paths:
         path = Path(p)
         if path.is_file():
-            files.append(path)
+            (skipped if path.name.lower() in SKIPPED_NAMES else files).append(path)
         elif path.is_dir():
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
