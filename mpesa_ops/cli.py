@@ -201,6 +201,11 @@ def print_summary(s: dict) -> None:
 
 # --- demo ---
 
+def _now() -> dt.datetime:
+    """The clock the demo ends its logs at (a test sets it)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def cmd_demo(args) -> int:
     from mpesa_ops.ingest.simulate import simulate
     from mpesa_ops.ingest.summary import summary
@@ -212,11 +217,13 @@ def cmd_demo(args) -> int:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{folder / 'demo.db'}{suffix}").unlink(missing_ok=True)
     start = dt.date.today() - dt.timedelta(days=args.days - 1)
-    print(f"simulating {args.days} days of payments ending today into {logs} …", file=sys.stderr)
+    print(f"simulating {args.days} days of payments up to now into {logs} …", file=sys.stderr)
     try:
         if logs.exists():
             shutil.rmtree(logs)
-        written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start)
+        # Ending now, as a live gateway's logs do: nothing from later today.
+        written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start,
+                           until=_now())
     except OSError as exc:
         raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
     engine = _store(db)
@@ -234,7 +241,8 @@ def cmd_demo(args) -> int:
     print_summary(summary(engine))
     engine.dispose()
     if args.no_dashboard:
-        print(f"\nthe demo store is {db}; explore it with: mpesa-ops dashboard --db {db}")
+        print(f"\nthe demo store is {db}; explore it with: MPESA_OPS_WEBHOOK_SECRETS_FILE={secrets_file} "
+              f"mpesa-ops dashboard --db {db}")
         return EXIT_OK
     from mpesa_ops.dashboard_cli import run_dashboard
 
@@ -327,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate, pull and load demo data, detect, and start the dashboard on it")
     d.add_argument("--db", help=f"database URL (default: a fresh SQLite file in {DEMO_DIR}/)")
     d.add_argument("--dir", default=DEMO_DIR, help=f"folder for the demo logs and store (default {DEMO_DIR})")
-    d.add_argument("--days", type=positive_int, default=35, help="days of traffic ending today (default 35)")
+    d.add_argument("--days", type=positive_int, default=35, help="days of traffic up to now (default 35)")
     d.add_argument("--per-day", type=positive_int, default=2000, help="payment requests a day (default 2000)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     d.add_argument("--port", type=positive_int, help="the dashboard's port (default 8501)")

@@ -96,7 +96,13 @@ def test_version_of_the_text_report(capsys, tmp_path):
     assert re.search(r"read 2 records from 1 file", out) and re.search(r"rejected\s+1", out)
 
 
-def test_demo_simulates_loads_and_summarises(capsys, tmp_path):
+def test_demo_simulates_loads_and_summarises(capsys, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from mpesa_ops import cli
+
+    noon = dt.datetime.combine(dt.date.today(), dt.time(9, 0), dt.timezone.utc)  # 12:00 in Nairobi
+    monkeypatch.setattr(cli, "_now", lambda: noon)
     assert main(["demo", "--dir", str(tmp_path / "demo"), "--days", "2", "--per-day", "150", "--seed", "3", "--no-dashboard"]) == 0
     out = capsys.readouterr().out
     m = re.search(r"read ([\d,]+): loaded ([\d,]+), updated ([\d,]+), duplicates ([\d,]+), rejected ([\d,]+)", out)

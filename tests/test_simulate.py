@@ -404,3 +404,25 @@ def test_invalid_arguments(tmp_path, kwargs):
     args = {"days": 1, "seed": 1, "per_day": 10} | kwargs
     with pytest.raises(ValueError):
         simulate(tmp_path, **args)
+
+
+def test_until_ends_every_log_at_that_moment(tmp_path):
+    import datetime as dt
+
+    import orjson
+
+    from mpesa_ops.ingest.fields import timestamp
+
+    until = dt.datetime(2026, 10, 2, 14, 30, tzinfo=dt.timezone.utc)
+    full = simulate(tmp_path / "full", days=3, seed=5, per_day=300)
+    cut = simulate(tmp_path / "cut", days=3, seed=5, per_day=300, until=until)
+    assert 0 < cut["transaction_rows"] < full["transaction_rows"] and 0 < cut["deliveries"] < full["deliveries"]
+    times = {"transactions.jsonl": "updated_at", "webhook_deliveries.jsonl": "sent_at",
+             "callbacks.jsonl": "received_at"}
+    for name, key in times.items():
+        rows = [orjson.loads(line) for line in (tmp_path / "cut" / name).read_bytes().splitlines()]
+        stamps = [timestamp(r[key], key) for r in rows if r.get(key)]
+        assert stamps and max(stamps) <= until, name
+        # the same rows as the full logs up to that moment: the cut changes nothing before it
+        full_rows = [orjson.loads(line) for line in (tmp_path / "full" / name).read_bytes().splitlines()]
+        assert rows == [r for r in full_rows if not r.get(key) or timestamp(r[key], key) <= until][:len(rows)]

@@ -1008,12 +1008,19 @@ class _Simulator:
 
 
 def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
-             start: datetime.date = DEFAULT_START, gzip: bool = False) -> dict:
+             start: datetime.date = DEFAULT_START, gzip: bool = False,
+             until: datetime.datetime | None = None) -> dict:
     """Write simulated gateway logs for ``days`` days into ``out_dir`` and return a summary.
 
     Same arguments give byte-identical files. Returns
     ``{"transactions", "transaction_rows", "callbacks", "deliveries", "incidents", "files"}``.
+    ``until`` (aware) ends the logs at that moment, as a live gateway's would end now:
+    rows, callbacks and deliveries after it are left out (a payment requested just
+    before it may stay pending). ``transactions`` then counts the requests of every
+    block of hours generated, the last one's later requests included.
     """
+    if until is not None and until.tzinfo is None:
+        raise ValueError(f"until must be an aware datetime, got {until!r}")
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ValueError(f"days must be an integer >= 1, got {days!r}")
     if isinstance(per_day, bool) or not isinstance(per_day, int) or per_day < 1:
@@ -1035,8 +1042,13 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     try:
         for name in names[:3]:
             sinks.append(_Sink(out / name, gzip, writer))
+        until_ms = None if until is None else int((until.timestamp() - sim.epoch0) * 1000)
         for unit in range(sim.n_units):
+            if until_ms is not None and sim.unit_end(unit - 1) > until_ms:
+                break  # this block starts after the end
             tx, cb, dl, n = sim.gen_unit(unit)
+            if until_ms is not None:
+                tx, cb, dl = ([item for item in log if item[0] <= until_ms] for log in (tx, cb, dl))
             n_txn += n
             boundary = sim.unit_end(unit)
             sinks[0].add(tx, boundary)
