@@ -1003,8 +1003,8 @@ _ROWS: tuple[tuple, ...] = (
     # ---------------------------------------------------------------- signature verdicts
     (
         "valid", "webhook", "webhook", "signature verdict", "Signature valid", None, False,
-        "The signature matches an HMAC-SHA256 of the raw body with the current secret, and the "
-        "timestamp is within tolerance.",
+        "The signature matches an HMAC-SHA256 of what was signed with one of the secrets given (and the "
+        "timestamp, when one was sent, is within tolerance).",
         ("The sender and receiver agree on secret, body bytes and encoding.",),
         (
             "If the endpoint still refused this delivery, its own check differs from the reference: "

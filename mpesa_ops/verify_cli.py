@@ -63,7 +63,7 @@ def run(args) -> tuple[int, dict]:
     result = {
         "valid": d.valid,
         "verdict": d.verdict,
-        "explanation": f"{guide.meaning} {d.detail}".strip(),
+        "explanation": f"{guide.meaning} ({d.detail})" if d.detail else guide.meaning,
         "steps": guide.steps,
         "scheme": d.scheme,
         "detail": d.detail,
@@ -77,7 +77,7 @@ def run(args) -> tuple[int, dict]:
 
 
 def print_text(result: dict) -> None:
-    print(f"{'valid' if result['valid'] else 'INVALID'}: {result['verdict']}")
+    print("VALID" if result["valid"] else f"INVALID: {result['verdict']}")
     print(result["explanation"])
     if "skew_seconds" in result:
         print(f"clock skew: {result['skew_seconds']} s")

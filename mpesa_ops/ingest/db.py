@@ -59,7 +59,8 @@ def make_engine(db: str | None = None) -> Engine:
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError) as exc:
-        raise StoreError(f"cannot use database URL {redact(url)}: {exc}") from None
+        raise StoreError(f"cannot use database URL {redact(url)}: {exc}; use a SQLite path (store.db, "
+                         "sqlite:///path/store.db) or postgresql://user@host/database") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
