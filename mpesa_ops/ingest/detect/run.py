@@ -23,6 +23,7 @@ from mpesa_ops.ingest.detect.detectors import RateModel, rate_flags, slow_burn_f
 from mpesa_ops.ingest.detect.episodes import Episode, episodes_of
 from mpesa_ops.ingest.detect.series import ALL, Series, bucket_of, first_and_last, read_series, time_of
 from mpesa_ops.ingest.detect.settings import DetectSettings, load_settings
+from mpesa_ops.ingest.fields import NAIROBI
 from mpesa_ops.ingest.schema import alert_notifications, alerts, detection_runs
 
 MAX_POINTS = 288  # points of the chart kept in an alert's details
@@ -127,7 +128,9 @@ def _detect(engine, cfg: DetectSettings, now, since, wall, report: DetectReport)
     report.firing = sum(1 for _k, st in open_rows if st == "firing")
     report.pending = sum(1 for _k, st in open_rows if st == "pending")
     report.keys = [k for k, _st in open_rows]
-    report.message = (f"examined {time_of(s.t0 + max(from_t, 0)).isoformat()} to {now.isoformat()}: "
+    shown = "%Y-%m-%d %H:%M"  # Nairobi time, as the alerts and the dashboard show times
+    report.message = (f"examined {time_of(s.t0 + max(from_t, 0)).astimezone(NAIROBI):{shown}} to "
+                      f"{now.astimezone(NAIROBI):{shown}} Nairobi time: "
                       f"{report.opened} alerts opened, {report.resolved} resolved, {report.firing} firing, "
                       f"{report.pending} pending{note}")
 
