@@ -201,3 +201,29 @@ def test_payments_left_pending_carry_their_own_guide(engine):
     assert found[0]["family"] == "pending"
     assert found[0]["guide"] == catalogue.lookup("pending").guide.as_dict()
     assert found[0]["guide"]["title"] != catalogue.lookup("4999").guide.title
+
+
+def _volume_alerts(engine) -> list[dict]:
+    return [a for a in list_alerts(engine, include_resolved=True) if a["detector"] == "volume"]
+
+
+def test_traffic_that_stops_is_a_volume_drop_once_there_is_a_week_of_history(engine):
+    hours = 8 * 24 + 14  # a Tuesday 14:00, with last Tuesday to compare with
+    load_traffic(engine, hours=hours - 1)  # then an hour with no payments at all
+    detect(engine, now=START + timedelta(hours=hours))
+    found = _volume_alerts(engine)
+    assert [a["code"] for a in found] == ["volume_drop"] and found[0]["status"] in ("pending", "firing")
+    assert catalogue.lookup("volume_drop").known
+
+
+def test_a_quiet_sunday_in_the_first_week_is_no_volume_drop(engine):
+    quiet_sunday = (START + timedelta(days=6), START + timedelta(days=6, hours=14))
+    load_traffic(engine, hours=6 * 24 + 14)
+    with engine.begin() as conn:  # Sunday morning: a tenth of a weekday's payments
+        rows = conn.execute(select(txn_rollup_minute)).mappings().all()
+        conn.execute(txn_rollup_minute.delete())
+        conn.execute(txn_rollup_minute.insert(), [
+            {**r, "attempts": max(1, r["attempts"] // 10) if quiet_sunday[0] <= r["bucket"] < quiet_sunday[1]
+             else r["attempts"]} for r in rows])
+    detect(engine, now=START + timedelta(days=6, hours=14))
+    assert _volume_alerts(engine) == []

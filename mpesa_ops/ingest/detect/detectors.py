@@ -329,7 +329,7 @@ def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int
 def volume_flags(s: Series, cfg: DetectSettings, *, from_t: int, complete_until_t: int) -> list[Flags]:
     """Attempts (all shortcodes) in the last ``volume_window_minutes`` against the
     expected count: the lower of the median of the same window on the 7 days before
-    and the same window a week before. For these alerts ``attempts`` is what came,
+    and the same window a week before (so it needs a week of history). For these alerts ``attempts`` is what came,
     ``failures`` the shortfall, ``observed_rate`` observed/expected and
     ``baseline_rate`` 1."""
     if (TXN, ALL) not in s.n_keys:
@@ -344,11 +344,12 @@ def volume_flags(s: Series, cfg: DetectSettings, *, from_t: int, complete_until_
         lag = k * BUCKETS_PER_DAY
         if lag < s.T:
             refs[k - 1, lag:] = obs[:-lag]
-    have = np.isfinite(refs).sum(0) >= 3
+    # A week of history first: without the same weekday a week before, a quiet Sunday
+    # morning would be judged against weekday mornings and look like an outage.
+    have = np.isfinite(refs[6])
     with np.errstate(all="ignore"):
         median = np.nanmedian(np.where(have, refs, 0.0), axis=0)
-    expected = np.where(np.isfinite(refs[6]), np.minimum(median, refs[6]), median)
-    expected = np.where(have, expected, 0.0)
+    expected = np.where(have, np.minimum(median, refs[6]), 0.0)
     ratio = np.where(expected > 0, obs / np.maximum(expected, 1e-9), 1.0)
     flag = (expected >= cfg.volume_min_expected) & (ratio <= cfg.volume_warn_ratio) & (t >= max(from_t - 12, 0)) \
         & (t < complete_until_t)
