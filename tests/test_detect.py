@@ -227,3 +227,16 @@ def test_a_quiet_sunday_in_the_first_week_is_no_volume_drop(engine):
              else r["attempts"]} for r in rows])
     detect(engine, now=START + timedelta(days=6, hours=14))
     assert _volume_alerts(engine) == []
+
+
+def test_a_slow_rise_is_found_and_its_hours_start_on_the_clock(engine):
+    """Data that starts 20 minutes past an hour: the slow-burn detector's hours must
+    still be clock hours (its flags and the alert's counted window start on the hour)."""
+    start = START + timedelta(minutes=20)
+    rise = (start + timedelta(days=9), start + timedelta(days=11))
+    load_traffic(engine, hours=11 * 24, start=start, incidents=(("1", None, *rise, 0.08),))
+    detect(engine, now=start + timedelta(days=11))
+    burns = [a for a in list_alerts(engine, include_resolved=True) if a["detector"] == "slow_burn"]
+    assert [a["code"] for a in burns] == ["1"]
+    started = datetime.fromisoformat(burns[0]["started_at"])
+    assert rise[0] <= started and started.minute == 0

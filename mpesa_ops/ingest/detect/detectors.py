@@ -281,7 +281,7 @@ def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int
     C_h - min(0, min C) with C the cumulative sum, so without a Python loop. An hour
     is anomalous while S_h > h and the last 6 hours run ``slow_min_ratio`` above the
     reference; its flag covers the hour's 12 buckets."""
-    pad = (-(s.t0 % BUCKETS_PER_HOUR)) % BUCKETS_PER_HOUR  # align hours to the clock
+    pad = s.t0 % BUCKETS_PER_HOUR  # empty buckets put before the first, so hours start on the clock
     T = s.T + pad
     H = -(-T // BUCKETS_PER_HOUR)
     lag, ref = cfg.slow_reference_lag_hours, cfg.slow_reference_days * 24
