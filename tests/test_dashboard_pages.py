@@ -220,6 +220,74 @@ def test_finance_sees_repeat_customers_masked_in_the_table_and_the_csv(app, demo
     assert not re.search(r"254\d{9}", body) and "•" in body
 
 
+def page_text(at: AppTest) -> str:
+    """Everything the page holds: every element's message (a table's cells included)."""
+    parts = []
+
+    def walk(node) -> None:
+        if getattr(node, "proto", None) is not None:
+            parts.append(str(node.proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts + [frame.value.to_csv() for frame in at.dataframe])
+
+
+def msisdns_of(url: str, ids) -> dict[str, str]:
+    engine = open_store(url)
+    with engine.connect() as conn:
+        found = dict(conn.execute(select(transactions.c.id, transactions.c.msisdn)
+                                  .where(transactions.c.id.in_(list(ids)), transactions.c.msisdn.is_not(None))).all())
+    engine.dispose()
+    return found
+
+
+@pytest.mark.parametrize("role", ["engineer", "support"])
+def test_no_masked_phone_leaks_through_ids_the_timeline_or_the_csv(app, demo_url, exports, role):
+    """A CheckoutRequestID ends with the customer's 9-digit number: for a role that may
+    not see phones it must be masked there too, on screen and in the export."""
+    at = page(app(demo_url, role), "failures", range="7d")
+    ids = list(table(at, "gateway id")["gateway id"])
+    opened = next(i for i in ids if msisdns_of(demo_url, [i]))
+    at = page(at, "failures", txn=opened)
+    no_errors(at)
+    assert "request" in set(table(at, "what")["what"])
+    nationals = {phone[3:] for phone in msisdns_of(demo_url, ids).values() if len(phone) == 12}
+    assert len(nationals) > 20
+    shown = page_text(at) + exports["payments-page-1.csv"].decode()
+    leaked = {n for n in nationals if n in shown}
+    if role == "engineer":
+        assert not leaked
+        assert any(re.search(r"ws_CO_\d+•{5}\d{3}$", c) for c in table(at, "CheckoutRequestID")["CheckoutRequestID"])
+    else:  # support sees the numbers: the check above can fail
+        assert leaked == nationals
+
+
+def test_the_csv_has_exact_amounts_and_times_with_their_offset(app, demo_url, exports):
+    at = page(app(demo_url, "support"), "failures", range="7d")
+    no_errors(at)
+    csv = pd.read_csv(io.BytesIO(exports["payments-page-1.csv"]), dtype=str, keep_default_na=False)
+    assert csv["amount KES"].str.fullmatch(r"\d+\.\d{2}").all()
+    assert csv["time"].str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+03:00").all()
+    on_screen = table(at, "amount KES")["amount KES"]
+    assert [f"{v:.2f}" for v in on_screen] == list(csv["amount KES"])
+
+
+def test_a_receipt_search_finds_the_paid_payment_whatever_the_status_filter(app, demo_url):
+    engine = open_store(demo_url)
+    with engine.connect() as conn:
+        txn_id, receipt = conn.execute(select(transactions.c.id, transactions.c.mpesa_receipt)
+                                       .where(transactions.c.mpesa_receipt.is_not(None)).limit(1)).one()
+    engine.dispose()
+    at = page(app(demo_url, "support"), "failures", q=receipt.lower())
+    no_errors(at)
+    rows = table(at, "receipt")
+    assert list(rows["gateway id"]) == [txn_id] and list(rows["status"]) == ["success"]
+    assert any("**1** payment ·" in m.value for m in at.markdown)
+    assert any("every status" in c.value for c in at.caption)
+
+
 def _window_of_failures(url: str, code: str) -> tuple[dt.datetime, dt.datetime, int]:
     engine = open_store(url)
     with engine.connect() as conn:
@@ -328,5 +396,4 @@ def test_an_empty_range_points_to_the_earlier_alerts(app, demo_url, tmp_path):
     at = page(app(url, "support"), "alerts", range="24h")
     no_errors(at)
     labels = [el.proto.label for el in at.get("page_link")]
-    assert any(label.startswith("Earlier alerts: 1, the latest 1037 (DS timeout") and "on 05 Jan 10:00" in label  # Nairobi time
-               for label in labels), labels
+    assert any("1037 (DS timeout" in label and "05 Jan 10:00" in label for label in labels), labels  # Nairobi time

@@ -127,6 +127,24 @@ def test_a_payments_timeline_holds_its_request_events_and_deliveries(store):
     assert queries.payment(store, txn_id)["id"] == txn_id and queries.payment(store, "nope") is None
 
 
+def test_the_request_row_shows_what_was_asked_and_the_results_come_after(store):
+    t = transactions.c
+    txn_id, cents, account, desc = rows(store, t.id, t.amount_cents, t.account_reference, t.result_desc,
+                                        where=(t.status == "failed") & (t.origin == "log"))[0]
+    steps = queries.timeline(store, txn_id)
+    request = steps[steps["what"] == "request"].iloc[0]
+    assert request["status"] == "pending" and request["code"] == ""
+    assert f"KES {cents / 100:,.2f}" in request["detail"] and account in request["detail"]
+    assert desc not in request["detail"]  # the result is not known at request time
+    result = steps[steps["what"] == "callback"].iloc[-1]
+    assert result["status"] == "failed" and result["detail"] == desc and result["time"] > request["time"]
+
+    txn_id, error, refusal = rows(store, t.id, t.error_code, t.result_desc, where=t.status == "rejected")[0]
+    request = queries.timeline(store, txn_id).iloc[0]
+    assert (request["what"], request["status"], request["code"]) == ("request", "rejected", error)
+    assert refusal in request["detail"]
+
+
 def test_repeat_customers_are_numbers_that_hit_the_code_again(store):
     t = transactions.c
     end = T0 + dt.timedelta(days=2)

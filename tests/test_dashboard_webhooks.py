@@ -23,7 +23,11 @@ SHOP = "https://shop.example.co.ke/mpesa/webhook"
 DAY_START = datetime(2026, 9, 30, 21, tzinfo=timezone.utc)  # 1 Oct 2026, Nairobi
 DAY_END = DAY_START + timedelta(days=1)
 PHONE = "254712345678"
-BODY = json.dumps({"event": "payment.success", "data": {"msisdn": PHONE, "amount": 10}}, separators=(",", ":"))
+LINK_ID = "lnk_5ecret0f9a2"
+CHECKOUT = "ws_CO_01102026130000123" + PHONE[3:]  # Daraja ids end with the customer's national number
+BODY = json.dumps({"event": "payment.success", "data": {"msisdn": PHONE, "amount": 10, "link_id": LINK_ID,
+                                                        "checkout_request_id": CHECKOUT}}, separators=(",", ":"))
+API_KEY = "sk_live_do_not_show_41"
 TYPED_SECRET = "typed-secret-never-kept-9f3b"
 
 
@@ -38,7 +42,8 @@ def pretty_delivery(sim) -> dict:
     return {"id": "dlv_pretty", "event_id": "evt_pretty", "transaction_id": "txn_x", "event_type": "payment.success",
             "url": SHOP, "attempt": 1, "sent_at": "2026-10-01T13:00:00+03:00", "status_code": 401, "latency_ms": 30,
             "error": "invalid_signature", "signature": sig, "signature_timestamp": str(ts),
-            "headers": {"X-Signature": sig, "X-Timestamp": str(ts)},
+            "headers": {"X-Signature": sig, "X-Timestamp": str(ts), "X-Api-Key": API_KEY,
+                        "Authorization": f"Bearer {API_KEY}"},
             "payload": json.dumps(json.loads(BODY), indent=2), "response_body": '{"error":"Invalid Signature"}'}
 
 
@@ -98,17 +103,47 @@ def test_signature_failure_queries(engine, tmp_path):
     assert wq.delivery(engine, "dlv_pretty")["payload"].startswith("{\n") and wq.delivery(engine, "nope") is None
 
 
-def test_reserialized_diff_and_masking():
+def test_the_diff_says_what_differs_instead_of_marking_every_line():
     pretty = json.dumps(json.loads(BODY), indent=2)
     compact = wq.reserialized_form(pretty, "compact")
     assert compact == BODY and wq.reserialized_form(pretty, "no_such_variant") is None
-    diff = wq.body_diff(pretty, compact)
-    assert diff.startswith("--- raw body (as sent)") and '-  "event": "payment.success",' in diff
-    assert '+"event":"payment.success",' in diff and '+"msisdn":"254712345678",' in diff
-    masked = wq.mask_phones(f'{{"msisdn":"{PHONE}","n":1{PHONE}9}}', lambda p: p[:4] + "•••")
-    assert masked == f'{{"msisdn":"2547•••","n":1{PHONE}9}}'
+    notes = wq.body_differences(pretty, compact)
+    assert len(notes) == 1 and notes[0].startswith("whitespace between tokens: the raw body has 8 line breaks")
+    text, language = wq.body_diff(pretty, compact)  # same JSON, same order: the bytes, not a diff
+    assert language == "text" and "first differ at character 1" in text
+    moved = wq.reserialized_form(pretty, "compact+sorted_keys")
+    assert any(n.startswith("key order") for n in wq.body_differences(pretty, moved))
+    text, language = wq.body_diff(pretty, moved)
+    changed = [line for line in text.splitlines()[2:] if line[:1] in "+-"]
+    assert language == "diff" and 0 < len(changed) < len(pretty.splitlines())  # only the moved keys
+    assert wq.body_differences(BODY, BODY + "\n") == ["trailing newline: the signed form ends with one, "
+                                                       "the raw body does not"]
+    escaped = json.dumps({"n": "café"})
+    assert wq.body_differences(escaped, json.dumps({"n": "café"}, ensure_ascii=False))[0].startswith("escaping: 1 ")
     assert wq.pretty_payload("not json") == ("not json", "text")
     assert wq.headers_of({"headers": '{"X-Signature": "s"}'}) == {"X-Signature": "s"}
+
+
+def test_redaction_hides_secrets_for_everyone_and_phones_in_every_shape():
+    from mpesa_ops.dashboard import redact
+
+    text = (f'{{"msisdn":"{PHONE}","checkout_request_id":"{CHECKOUT}","link_id":"{LINK_ID}",'
+            f'"api_key":"{API_KEY}","note":"call 0{PHONE[3:]} or +254111222333","other":"{PHONE[3:]}"}}')
+    seen_by_support = redact.redact_text(text, hide_phones=False)
+    assert LINK_ID not in seen_by_support and API_KEY not in seen_by_support and PHONE in seen_by_support
+    assert '"link_id":"•••"' in seen_by_support and '"api_key":"•••"' in seen_by_support
+    masked = redact.redact_text(text, phones=[PHONE], hide_phones=True)
+    assert PHONE[3:] not in masked and "111222333" not in masked and LINK_ID not in masked
+    assert '"msisdn":"2547•••••678"' in masked and "0712•••••678" not in masked and "07•••••678" in masked
+    assert CHECKOUT[:-9] + "7•••••678" in masked
+    assert redact.redact_text("Authorization: Bearer abc.def\nX-Trace: 1", hide_phones=False) == \
+        "Authorization: •••\nX-Trace: 1"
+    shown = redact.redact_json({"Authorization": "Bearer x", "data": {"PhoneNumber": 254712345678, "id": CHECKOUT,
+                                                                       "LinkID": 7, "amount": 10}},
+                               hide_phones=True)
+    assert shown == {"Authorization": "•••", "data": {"PhoneNumber": "2547•••••678",
+                                                      "id": CHECKOUT[:-9] + "7•••••678", "LinkID": "•••",
+                                                      "amount": 10}}
 
 
 # --- the page (AppTest, SQLite) ---
@@ -160,9 +195,11 @@ def test_one_delivery_with_its_diff_and_masked_phone(page):
     assert not at.exception
     shown = texts(at)
     assert "Diagnosis: `body_reserialized`" in shown and "re-serialised compactly" in shown
-    diffs = [c.value for c in at.code if c.language == "diff"]
-    assert len(diffs) == 1 and diffs[0].startswith("--- raw body (as sent)")
-    assert PHONE not in shown and "2547•••••678" in shown  # engineers see masked phones
+    assert "whitespace between tokens" in shown and "first differ at character 1" in shown
+    assert PHONE[3:] not in shown and "2547•••••678" in shown  # engineers see masked phones, ids included
+    assert CHECKOUT[:-9] + "7•••••678" in shown
+    assert LINK_ID not in shown and API_KEY not in shown and '"link_id": "•••"' in shown  # secrets: nobody
+    assert json.loads(at.json[0].value)["X-Api-Key"] == "•••"
     assert "Read the raw body before any parsing" in shown  # the verdict's guide
 
 
@@ -196,5 +233,15 @@ def test_page_without_secrets_says_how_to_configure(page, monkeypatch):
     monkeypatch.delenv("MPESA_OPS_WEBHOOK_SECRETS_FILE")
     at = page(delivery="dlv_pretty")
     assert not at.exception
-    assert any("No webhook secrets are configured" in i.value for i in at.info)
+    note = " ".join(i.value for i in at.info)
+    assert "Showing the verdicts stored" in note and "live diagnosis" in note and "MPESA_OPS_WEBHOOK_SECRETS_FILE" in note
+    assert "refused signatures have no verdict" not in note
     assert "Diagnosis:" not in texts(at) and "**stored verdict** `body_reserialized`" in texts(at)
+
+
+def test_the_verdict_chart_spans_the_range_with_bars_one_bucket_wide(page):
+    at = page()
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fig = next(c for c in charts if "Refused signatures by verdict" in c["layout"]["title"]["text"])
+    assert fig["layout"]["xaxis"]["range"] == ["2026-10-01T00:00:00", "2026-10-02T00:00:00"]  # Nairobi day
+    assert {t["width"] for t in fig["data"]} == {3_600_000 * 0.9} and {t["offset"] for t in fig["data"]} == {0}

@@ -13,6 +13,7 @@ import sqlalchemy
 import streamlit as st
 
 from mpesa_ops.config import ConfigError, load_secrets, section, setting
+from mpesa_ops.dashboard import redact
 
 ROLES = ("support", "finance", "engineer", "admin")
 ROLE_ENV = "MPESA_OPS_ROLE"
@@ -161,17 +162,27 @@ def may_see_phone() -> bool:
 
 def mask_phone(msisdn: str | None) -> str:
     """2547•••••123: the first 4 and last 3 digits stay, the rest become dots."""
-    if not msisdn:
-        return ""
-    s = str(msisdn)
-    if len(s) <= 7:
-        return "•" * len(s)
-    return s[:4] + "•" * (len(s) - 7) + s[-3:]
+    return redact.mask_phone(msisdn)
 
 
 def shown_phone(msisdn: str | None) -> str:
     """The number as this viewer may see it."""
     return (msisdn or "") if may_see_phone() else mask_phone(msisdn)
+
+
+def shown_text(text: str | None, *phones: str | None, hide_phones: bool | None = None) -> str:
+    """Any text a page shows or exports (an id, a payload, headers, a description):
+    secrets' values (link_id, api keys, tokens, …) hidden for every role; for a role that
+    may not see phones, the given numbers masked in every shape (254…, 0…, the 9 digits
+    inside a CheckoutRequestID) and any other 2547/2541 number too. hide_phones=None asks
+    the viewer's role (pass it when calling once per row)."""
+    hide = (not may_see_phone()) if hide_phones is None else hide_phones
+    return redact.redact_text(text, phones=phones, hide_phones=hide)
+
+
+def shown_json(value, *phones: str | None):
+    """A JSON value (headers, a payload) as shown_text shows text, keeping its keys."""
+    return redact.redact_json(value, phones=phones, hide_phones=not may_see_phone())
 
 
 # --- filters ---

@@ -54,15 +54,34 @@ def phones(values: pd.Series) -> pd.Series:
     return values if context.may_see_phone() else values.map(context.mask_phone)
 
 
-def payments_table(rows: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Stored payment rows as shown and exported: local times, KES, masked phones."""
+def exact_amount(cents) -> str:
+    """Cents as an exact decimal string: 8700 -> "87.00" (no float rounding)."""
+    if cents is None or pd.isna(cents):
+        return ""
+    cents = int(cents)
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def payments_table(rows: pd.DataFrame, tz: str, *, for_csv: bool = False) -> pd.DataFrame:
+    """Stored payment rows as shown and exported: local times, KES, masked phones, and
+    ids with no phone inside (a CheckoutRequestID ends with the customer's number). The
+    CSV form has exact decimal amounts and times with their zone offset."""
+    hide = not context.may_see_phone()
+    ids = [context.shown_text(value, phone, hide_phones=hide)
+           for value, phone in zip(rows["checkout_request_id"].fillna(""), rows["msisdn"])]
+    amounts = (rows["amount_cents"].map(exact_amount) if for_csv
+               else rows["amount_cents"].astype("Float64") / 100)
     out = pd.DataFrame({
         "time": rows["created_at"], "phone": phones(rows["msisdn"]),
-        "amount KES": rows["amount_cents"].astype("Float64") / 100, "code": rows["outcome"],
+        "amount KES": amounts, "code": rows["outcome"],
         "meaning": [catalogue.lookup(code).title for code in rows["outcome"]], "status": rows["status"],
         "shortcode": rows["shortcode"].fillna(""), "receipt": rows["mpesa_receipt"].fillna(""),
-        "gateway id": rows["id"], "CheckoutRequestID": rows["checkout_request_id"].fillna(""),
+        "gateway id": rows["id"], "CheckoutRequestID": ids,
     })
+    if for_csv:
+        out["time"] = out["time"].dt.tz_convert(tz).map(lambda t: t.isoformat(sep=" "))
+        return out
     return local_times(out, tz, "time")
 
 

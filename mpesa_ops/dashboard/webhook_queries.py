@@ -12,8 +12,6 @@ import difflib
 import json
 import re
 from datetime import datetime
-from typing import Callable
-
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
@@ -191,25 +189,91 @@ def reserialized_form(payload: str, variant: str) -> str | None:
     return None
 
 
-def body_diff(raw: str, other: str) -> str:
-    """A unified diff from the raw body to another form of it. A one-line (compact) body
-    is split after each comma and brace first, so the diff shows what moved."""
-    def lines(text: str) -> list[str]:
-        if "\n" not in text.rstrip("\n"):
-            text = re.sub(r'([{,\[])(?=")', "\\1\n", text)
-        return text.splitlines(keepends=True)
-
-    raw_lines, other_lines = lines(raw), lines(other)
-    for seq in (raw_lines, other_lines):
-        if seq and not seq[-1].endswith("\n"):
-            seq[-1] += "\n\\ no newline at end\n"
-    return "".join(difflib.unified_diff(raw_lines, other_lines, "raw body (as sent)", "the form the signature matches",
-                                        n=2))
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_JSON = object()
 
 
-_PHONE = re.compile(r"(?<!\d)254\d{9}(?!\d)")
+def _ordered(text: str):
+    """The JSON value with objects as lists of (key, value) pairs (their order kept), or _NOT_JSON."""
+    try:
+        return json.loads(text, object_pairs_hook=list)
+    except ValueError:
+        return _NOT_JSON
 
 
-def mask_phones(text: str, mask: Callable[[str], str]) -> str:
-    """Every 2547…/2541… number in ``text`` passed through ``mask`` (display only)."""
-    return _PHONE.sub(lambda m: mask(m.group(0)), text)
+def _plain(value):
+    """An _ordered value with its objects as dicts (order no longer counts)."""
+    if isinstance(value, list) and all(isinstance(i, tuple) and len(i) == 2 for i in value) and value:
+        return {k: _plain(v) for k, v in value}
+    return [_plain(v) for v in value] if isinstance(value, list) else value
+
+
+def _pretty(value) -> str:
+    """An _ordered value printed indented, keys in their own order, characters unescaped."""
+    def back(item):
+        if isinstance(item, list) and item and all(isinstance(i, tuple) and len(i) == 2 for i in item):
+            return {k: back(v) for k, v in item}
+        return [back(v) for v in item] if isinstance(item, list) else item
+
+    return json.dumps(back(value), indent=2, ensure_ascii=False)
+
+
+def _layout(text: str) -> tuple[int, int]:
+    """Line breaks and other blanks outside JSON strings."""
+    outside = _STRING.sub("", text.rstrip("\n"))
+    return outside.count("\n"), sum(outside.count(c) for c in " \t\r")
+
+
+def body_differences(raw: str, other: str) -> list[str]:
+    """What differs between the raw body and another form of it, in words: whitespace
+    between tokens, key order, escaping, the trailing newline, or the content itself."""
+    notes = []
+    a, b = _ordered(raw), _ordered(other)
+    if a is _NOT_JSON or b is _NOT_JSON:
+        notes.append("the body is not JSON: its bytes differ" if raw.rstrip("\n") != other.rstrip("\n") else "")
+    elif _plain(a) != _plain(b):
+        notes.append("the content differs: some values are not the same")
+    else:
+        (raw_breaks, raw_blanks), (other_breaks, other_blanks) = _layout(raw), _layout(other)
+        if (raw_breaks, raw_blanks) != (other_breaks, other_blanks):
+            notes.append(f"whitespace between tokens: the raw body has {raw_breaks:,} line breaks and "
+                         f"{raw_blanks:,} spaces outside strings, the signed form {other_breaks:,} and "
+                         f"{other_blanks:,}")
+        if _pretty(a) != _pretty(b):
+            notes.append("key order: some objects list their keys in another order (the diff below shows "
+                         "the keys that moved)")
+        raw_strings, other_strings = _STRING.findall(raw), _STRING.findall(other)
+        if sorted(raw_strings) != sorted(other_strings):
+            changed = sum(1 for x, y in zip(sorted(raw_strings), sorted(other_strings)) if x != y)
+            written = "string is" if changed == 1 else "strings are"
+            notes.append(f"escaping: {changed:,} {written} written differently (for example non-ASCII "
+                         "characters as \\uXXXX escapes in one form and as UTF-8 in the other)")
+    if raw.endswith("\n") != other.endswith("\n"):
+        notes.append("trailing newline: " + ("the raw body ends with one, the signed form does not"
+                                              if raw.endswith("\n") else
+                                              "the signed form ends with one, the raw body does not"))
+    return [note for note in notes if note]
+
+
+def body_diff(raw: str, other: str) -> tuple[str, str]:
+    """(text, language): the raw body against another form of it, both printed the same
+    way first (indented, keys in their own order), so only real differences show: a
+    unified diff when content or key order differ, else the bytes around the first
+    difference (whitespace, escaping or the trailing newline)."""
+    a, b = _ordered(raw), _ordered(other)
+    if a is not _NOT_JSON and b is not _NOT_JSON:
+        left, right = _pretty(a), _pretty(b)
+    else:
+        left, right = raw, other
+    if left != right:
+        lines = [text.splitlines(keepends=True) for text in (left, right)]
+        for seq in lines:
+            if seq and not seq[-1].endswith("\n"):
+                seq[-1] += "\n"
+        return "".join(difflib.unified_diff(*lines, "raw body (as sent), indented",
+                                            "the form the signature matches, indented", n=1)), "diff"
+    at = next((i for i, (x, y) in enumerate(zip(raw, other)) if x != y), min(len(raw), len(other)))
+    start = max(0, at - 10)
+    return (f"Same JSON, same key order; the bytes first differ at character {at:,}:\n"
+            f"  raw body (as sent)       : {raw[start:at + 30]!r}\n"
+            f"  form the signature matches: {other[start:at + 30]!r}\n"), "text"

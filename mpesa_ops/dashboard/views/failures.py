@@ -91,14 +91,16 @@ def render() -> None:
                        format_func=lambda x: x if x == ANY else f"{x} · {catalogue.lookup(x).title}")
     family = b.selectbox("Family", [ANY] + [x for x in catalogue.FAMILIES if x != "success"], key="fl_family",
                          on_change=_first_page)
-    everything = c.toggle("Every status", key="fl_all", on_change=_first_page,
-                          help="Also paid and pending payments, not only failures.")
     search = st.session_state["fl_q"].strip()
-    if search:
-        st.caption("A search looks at all time; the code, family, status and shortcode filters still apply.")
+    everything = c.toggle("Every status", key="fl_all", on_change=_first_page, disabled=bool(search),
+                          help="Also paid and pending payments, not only failures. A search always "
+                               "looks at every status.")
+    if search:  # a receipt exists only on a paid payment: the one looked for, whatever its status
+        st.caption("A search looks at every status (paid, pending and failed) and all time; "
+                   "the code, family and shortcode filters still apply.")
     codes = _codes(f, code, family)
     page_no = max(1, st.session_state["fl_page"])
-    rows, total = _page(data.url(), f.start, f.end, f.shortcode, codes, search, not everything,
+    rows, total = _page(data.url(), f.start, f.end, f.shortcode, codes, search, not (everything or search),
                         (page_no - 1) * PAGE_SIZE)
     pages = max(1, -(-total // PAGE_SIZE))
     if page_no > pages:
@@ -108,11 +110,13 @@ def render() -> None:
         st.info("No payment matches." + ("" if search else " Try a longer time range or fewer filters."))
         return
     shown = ui.payments_table(rows, f.tz)
-    top = st.columns([3, 1, 1])
-    top[0].markdown(f"**{total:,}{'+' if total >= COUNT_CAP else ''}** payments · page {page_no} of {pages:,}")
-    top[1].number_input("Page", min_value=1, max_value=pages, step=1, key="fl_page", label_visibility="collapsed")
-    with top[2]:
-        ui.csv_download(shown, f"payments-page-{page_no}.csv", key="fl_csv", label="CSV of this page")
+    top = st.columns([1, 3, 1])
+    with top[0]:  # on the left: the table's own toolbar sits at its top right
+        ui.csv_download(ui.payments_table(rows, f.tz, for_csv=True), f"payments-page-{page_no}.csv", key="fl_csv",
+                        label="CSV of this page")
+    plural = "" if total == 1 else "s"
+    top[1].markdown(f"**{total:,}{'+' if total >= COUNT_CAP else ''}** payment{plural} · page {page_no} of {pages:,}")
+    top[2].number_input("Page", min_value=1, max_value=pages, step=1, key="fl_page", label_visibility="collapsed")
     event = st.dataframe(shown, hide_index=True, on_select="rerun", selection_mode="single-row", key="fl_table",
                          column_config={"amount KES": st.column_config.NumberColumn(format="%.2f")})
     picked = event.selection.rows if event and event.selection else []
@@ -142,10 +146,14 @@ def detail(txn_id: str, tz: str) -> None:
     with left:
         st.markdown("**Timeline**")
         steps = queries.timeline(context.engine(), txn_id)
+        hide, phone = not context.may_see_phone(), payment["msisdn"]
+        for column in ("code", "detail"):
+            steps[column] = [context.shown_text(text, phone, hide_phones=hide) for text in steps[column]]
         st.dataframe(ui.local_times(steps, tz, "time"), hide_index=True)
-        st.caption(f"Shortcode {payment['shortcode'] or '–'} · receipt {payment['mpesa_receipt'] or '–'} · "
-                   f"CheckoutRequestID {payment['checkout_request_id'] or '–'} · "
-                   f"requested {ui.when(payment['created_at'], tz, '%d %b %Y %H:%M:%S')}")
+        st.caption(context.shown_text(
+            f"Shortcode {payment['shortcode'] or '–'} · receipt {payment['mpesa_receipt'] or '–'} · "
+            f"CheckoutRequestID {payment['checkout_request_id'] or '–'} · "
+            f"requested {ui.when(payment['created_at'], tz, '%d %b %Y %H:%M:%S')}", phone, hide_phones=hide))
         if payment["conflicting_results"]:
             st.warning("This payment received conflicting results; the latest one decides its state.")
     with right:

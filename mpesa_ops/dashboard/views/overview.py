@@ -134,14 +134,19 @@ def gateway_errors(f: context.Filters, role: str) -> None:
     by_code = refused.groupby("outcome", as_index=False)["attempts"].sum()
     by_code["HTTP"] = by_code["outcome"].map(http_family)
     by_code["meaning"] = by_code["outcome"].map(lambda c: catalogue.lookup(c).title)
-    fig = px.bar(by_code.sort_values("attempts"), x="attempts", y="HTTP", color="outcome", orientation="h",
-                 labels={"attempts": "requests refused", "HTTP": "", "outcome": "code"})
-    fig.update_layout(height=220, margin=dict(t=10, b=10))
-    fig.update_yaxes(type="category")
+    by_code = by_code.sort_values(["attempts", "outcome"], ascending=[False, True], ignore_index=True)
+    # one bar per code, most first, coloured by HTTP family: readable with any number of codes
+    fig = px.bar(by_code.iloc[::-1], x="attempts", y="outcome", color="HTTP", orientation="h", text="attempts",
+                 hover_data=["meaning"], labels={"attempts": "requests refused", "outcome": "", "HTTP": "HTTP"})
+    fig.update_traces(texttemplate="%{x:,}", textposition="outside", cliponaxis=False)
+    fig.update_layout(height=max(220, 80 + 24 * len(by_code)), margin=dict(t=30, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, title=None))
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=list(by_code["outcome"][::-1]))
     left, right = st.columns([3, 2])
     left.plotly_chart(fig, key="ov_gateway")
-    right.dataframe(by_code.sort_values("attempts", ascending=False)[["HTTP", "outcome", "meaning", "attempts"]],
-                    hide_index=True, column_config={"outcome": "code", "attempts": "requests"})
+    right.dataframe(by_code[["outcome", "attempts", "HTTP", "meaning"]], hide_index=True,
+                    column_config={"outcome": "code", "attempts": st.column_config.NumberColumn("requests",
+                                                                                             format="%d")})
     if nav.may_open("gateway_errors", role):
         right.page_link(nav.page_path("gateway_errors"), label="Gateway errors over time",
                         icon=":material/arrow_forward:")

@@ -54,19 +54,40 @@ def _failure_list(store: str, start: datetime, end: datetime, url: str | None, v
     return wq.failure_list(context.engine(), start, end, url, verdict)
 
 
+HOW_TO_CONFIGURE = ("Name a secrets file with MPESA_OPS_WEBHOOK_SECRETS_FILE, add [webhooks.endpoints.NAME] tables "
+                    "to .streamlit/secrets.toml, or set MPESA_OPS_WEBHOOK_SECRET, then restart the dashboard.")
+
+
 def _config() -> WebhookConfig | None:
-    """The configured secrets, or None (with a message) when there are none or they are wrong."""
+    """The configured secrets (possibly none), or None (with a message) when they are wrong."""
     try:
-        config = load_config()
+        return load_config()
     except ConfigError as exc:
         st.error(f"Webhook secrets: {exc}. Fix it to see live diagnoses.", icon=":material/key_off:")
         return None
-    if config.empty:
-        st.info("No webhook secrets are configured, so refused signatures have no verdict. Name a secrets file "
-                "with MPESA_OPS_WEBHOOK_SECRETS_FILE, add [webhooks.endpoints.NAME] tables to "
-                ".streamlit/secrets.toml, or set MPESA_OPS_WEBHOOK_SECRET.", icon=":material/key:")
-        return None
-    return config
+
+
+def _secrets_note(failures: pd.DataFrame) -> None:
+    """When this server has no secrets: what the page can still show, and how to configure them."""
+    if (failures["verdict"] != wq.UNDIAGNOSED).any():
+        st.info("Showing the verdicts stored when the deliveries were loaded. No webhook secrets are configured "
+                "on this dashboard's server, so live diagnosis (the refused delivery's diagnosis and the body "
+                "diff) is off. " + HOW_TO_CONFIGURE, icon=":material/key:")
+    else:
+        st.info("No webhook secrets are configured and no verdict is stored, so refused signatures have no "
+                "verdict. " + HOW_TO_CONFIGURE + " The next `mpesa-ops ingest`, `pull` or `detect` stores "
+                "verdicts.", icon=":material/key:")
+
+
+def _time_axis(fig, f: context.Filters, *, bars: bool = True):
+    """The chart's x axis is the chosen range; each bar is one chart bucket wide,
+    starting at its bucket (so a single event is not drawn as a wide block)."""
+    step = queries.grain(f.start, f.end)
+    local = [t.astimezone(f.zone).replace(tzinfo=None) for t in (f.start, f.end)]
+    fig.update_xaxes(range=local)
+    if bars:
+        fig.update_traces(width=step.total_seconds() * 1000 * 0.9, offset=0, selector={"type": "bar"})
+    return fig
 
 
 def _chart_buckets(df: pd.DataFrame, column: str, f: context.Filters) -> pd.Series:
@@ -98,18 +119,19 @@ def _health(f: context.Filters, url: str | None) -> None:
     colours = {wq.DELIVERED: ui.FAMILY_COLOURS["success"]}
     fig = px.bar(by_outcome, x="chart_bucket", y="deliveries", color="outcome", color_discrete_map=colours,
                  labels={"chart_bucket": "", "deliveries": "deliveries"}, title="Deliveries by outcome")
-    st.plotly_chart(fig, key="wh_outcomes")
+    st.plotly_chart(_time_axis(fig, f), key="wh_outcomes")
 
     by_url = wq.per_chart_bucket(df, buckets, "url")
     legend_below = {"legend": {"orientation": "h", "yanchor": "top", "y": -0.25, "title": None}}
     left, right = st.columns(2)
-    left.plotly_chart(px.line(by_url, x="chart_bucket", y="mean_latency_ms", color="url",
-                              labels={"chart_bucket": "", "mean_latency_ms": "ms", "url": "endpoint"},
-                              title="Mean latency by endpoint").update_layout(legend_below), key="wh_latency")
-    right.plotly_chart(px.bar(by_url, x="chart_bucket", y="retries", color="url",
-                              labels={"chart_bucket": "", "url": "endpoint"},
-                              title="Retries (attempts after the first)").update_layout(legend_below),
-                       key="wh_retries")
+    left.plotly_chart(_time_axis(px.line(by_url, x="chart_bucket", y="mean_latency_ms", color="url",
+                                         labels={"chart_bucket": "", "mean_latency_ms": "ms", "url": "endpoint"},
+                                         title="Mean latency by endpoint").update_layout(legend_below), f,
+                                 bars=False), key="wh_latency")
+    right.plotly_chart(_time_axis(px.bar(by_url, x="chart_bucket", y="retries", color="url",
+                                         labels={"chart_bucket": "", "url": "endpoint"},
+                                         title="Retries (attempts after the first)").update_layout(legend_below),
+                                  f), key="wh_retries")
     table = wq.by_endpoint(df)
     st.dataframe(table, hide_index=True, column_config={
         "delivered share": st.column_config.NumberColumn(format="percent"),
@@ -124,16 +146,23 @@ def _signatures(f: context.Filters, url: str | None, config: WebhookConfig | Non
     if failures.empty:
         st.success("No delivery was refused on its signature in this range.", icon=":material/verified:")
         return failures
+    if config is not None and config.empty:
+        _secrets_note(failures)
+        config = None
     stale = wq.stale_verdicts(failures, config.fingerprint() if config else None)
     if stale:
-        st.warning(f"{stale:,} refused deliveries have no verdict for the current secrets yet; the next "
+        st.warning(f"{stale:,} refused deliver{'y has' if stale == 1 else 'ies have'} no verdict for the current "
+                   "secrets yet; the next "
                    "`mpesa-ops ingest`, `pull` or `detect` computes them.", icon=":material/update:")
     buckets = _chart_buckets(failures, "sent_at", f)
     counts = failures.assign(chart_bucket=buckets).groupby(["chart_bucket", "verdict"], as_index=False).size()
     order = [v for v in (*VERDICTS, wq.UNDIAGNOSED) if v in set(counts["verdict"])]
-    st.plotly_chart(px.bar(counts, x="chart_bucket", y="size", color="verdict", category_orders={"verdict": order},
-                           labels={"chart_bucket": "", "size": "refused deliveries"},
-                           title="Refused signatures by verdict"), key="wh_verdicts")
+    step = context.span_words(queries.grain(f.start, f.end))
+    fig = px.bar(counts, x="chart_bucket", y="size", color="verdict", category_orders={"verdict": order},
+                 labels={"chart_bucket": "", "size": "refused deliveries"},
+                 title=f"Refused signatures by verdict, per {step}")
+    fig.update_yaxes(tickformat=",d", rangemode="tozero")
+    st.plotly_chart(_time_axis(fig, f), key="wh_verdicts")
 
     onsets = wq.failure_onsets(failures)
     onsets["meaning"] = [catalogue.lookup(v).title if v != wq.UNDIAGNOSED else "No verdict stored"
@@ -155,7 +184,8 @@ def _pick_delivery(f: context.Filters, url: str | None, failures: pd.DataFrame) 
     verdicts = [ALL_VERDICTS] + sorted(set(failures["verdict"]))
     verdict = st.selectbox("Verdict", verdicts, key="wh_verdict_filter")
     listed = _failure_list(_store(), f.start, f.end, url, None if verdict == ALL_VERDICTS else verdict)
-    labels = {row.id: f"{row.sent_at.tz_convert(f.tz):%Y-%m-%d %H:%M:%S} · {row.verdict} · {row.url} · {row.id}"
+    labels = {row.id: context.shown_text(f"{row.sent_at.tz_convert(f.tz):%Y-%m-%d %H:%M:%S} · {row.verdict} · "
+                                         f"{row.url} · {row.id}", hide_phones=False)
               for row in listed.itertuples()}
     wanted = st.query_params.get("delivery")
     if wanted and wanted not in labels:
@@ -180,13 +210,17 @@ def _one_delivery(f: context.Filters, url: str | None, failures: pd.DataFrame, c
     if row is None:
         st.warning(f"No delivery {picked!r} in the store.")
         return
-    shown = (lambda text: text) if context.may_see_phone() else (
-        lambda text: wq.mask_phones(text, context.mask_phone))
+    payment = queries.payment(context.engine(), row["transaction_id"]) if row["transaction_id"] else None
+    phone = payment["msisdn"] if payment else None
+
+    def shown(text: str) -> str:  # secrets hidden; phones masked for roles that may not see them
+        return context.shown_text(text, phone)
+
     sent = pd.Timestamp(row["sent_at"]).tz_convert(f.tz).strftime("%Y-%m-%d %H:%M:%S")
     st.markdown(f"**Sent** {sent} · **attempt** {row['attempt'] or '–'} · **answer** {row['status_code'] or 'none'}"
                 f" · **stored verdict** `{row['signature_verdict'] or wq.UNDIAGNOSED}`")
-    st.caption(f"{row['url'] or 'no endpoint'} · event {row['event_id'] or '–'} · transaction "
-               f"{row['transaction_id'] or '–'} · endpoint answered: {shown(row['response_body'] or '(nothing)')}")
+    st.caption(shown(f"{row['url'] or 'no endpoint'} · event {row['event_id'] or '–'} · transaction "
+                     f"{row['transaction_id'] or '–'} · endpoint answered: {row['response_body'] or '(nothing)'}"))
 
     diagnosis = None
     if config is not None:
@@ -202,7 +236,7 @@ def _one_delivery(f: context.Filters, url: str | None, failures: pd.DataFrame, c
     left, right = st.columns(2)
     with left:
         st.markdown("**Request headers**")
-        st.json(wq.headers_of(row), expanded=True)
+        st.json(context.shown_json(wq.headers_of(row), phone), expanded=True)
     with right:
         st.markdown("**Payload**")
         if row["payload"] is None:
@@ -215,8 +249,10 @@ def _one_delivery(f: context.Filters, url: str | None, failures: pd.DataFrame, c
     if diagnosis is not None and diagnosis.verdict == "body_reserialized" and row["payload"] is not None:
         other = wq.reserialized_form(row["payload"], diagnosis.variant or "")
         if other is not None:
-            st.markdown("**The raw body against the form the signature was computed over**")
-            st.code(shown(wq.body_diff(row["payload"], other)), language="diff")
+            st.markdown("**The raw body against the form the signature was computed over**  \n"
+                        + "\n".join(f"- {shown(note)}" for note in wq.body_differences(row["payload"], other)))
+            text, language = wq.body_diff(row["payload"], other)
+            st.code(shown(text), language=language)
     verdict = diagnosis.verdict if diagnosis is not None else row["signature_verdict"]
     if verdict:
         with st.expander("What to do", expanded=True):
@@ -293,7 +329,7 @@ def render() -> None:
     config = _config()
     _health(f, url)
     failures = _signatures(f, url, config)
-    _one_delivery(f, url, failures, config)
+    _one_delivery(f, url, failures, None if config is None or config.empty else config)
     _check_form()
 
 
