@@ -26,7 +26,7 @@ def cmd_detect(args) -> int:
         settings = load_settings()
     except ConfigError as exc:
         raise Failure(f"{exc}; fix the secrets file (see README, 'How detection decides')") from None
-    engine = _store(args.db)
+    engine = _store(args.db, must_exist=True)
     try:
         report = detect(engine, now=args.now, since=args.since, settings=settings)
     except SQLAlchemyError as exc:
@@ -57,20 +57,33 @@ def _pct(value) -> str:
     return "" if value is None else f"{value * 100:.1f}%"
 
 
+def readable(alert: dict) -> dict:
+    """An alert as `alerts --json` prints it: the stored fields with the figures that
+    read right for its detector (see ALERTS_JSON) and the window its counts cover."""
+    from mpesa_ops.alert_figures import figures
+    from mpesa_ops.ingest.detect.alerts import NAIROBI
+
+    fig = figures(alert)
+    return {**alert, **fig, "counted_from": fig["counted_from"].astimezone(NAIROBI).isoformat(),
+            "counted_to": fig["counted_to"].astimezone(NAIROBI).isoformat()}
+
+
 def print_alerts(items: list[dict]) -> None:
     if not items:
         print("no alerts")
         return
     print(f"{'id':>5}  {'status':<8} {'severity':<8} {'detector':<9} {'code':<18} {'shortcode':<9} "
-          f"{'started (Nairobi)':<16}  {'rate':>7} {'baseline':>8}  title")
+          f"{'started (Nairobi)':<16}  {'observed':>8} {'normal':>8}  title")
     for a in items:
-        rate, base = _pct(a["observed_rate"]), _pct(a["baseline_rate"])
-        if a["detector"] == "volume":
-            rate, base = f"{a['attempts']}", f"-{a['failures']}"
+        fig = readable(a)
+        if a["detector"] == "volume":  # payments that came against those expected
+            seen, normal = f"{fig['observed']:,}", f"~{fig['expected']:,}"
+        else:
+            seen, normal = _pct(fig["observed_rate"]), _pct(fig["baseline_rate"])
         mark = " (acknowledged by " + a["acknowledged_by"] + ")" if a["acknowledged_by"] else ""
         mark += " (silenced)" if a["silenced"] else ""
         print(f"{a['id']:>5}  {a['status']:<8} {a['severity']:<8} {a['detector']:<9} {a['code'][:18]:<18} "
-              f"{a['shortcode'] or 'all':<9} {a['started_at'][:16].replace('T', ' '):<16}  {rate:>7} {base:>8}  "
+              f"{a['shortcode'] or 'all':<9} {a['started_at'][:16].replace('T', ' '):<16}  {seen:>8} {normal:>8}  "
               f"{a['title']}{mark}")
 
 
@@ -81,16 +94,25 @@ def cmd_alerts(args) -> int:
     from mpesa_ops.ingest.db import error_reason, redact
     from mpesa_ops.ingest.detect.alerts import list_alerts
 
-    engine = _store(args.db)
+    engine = _store(args.db, must_exist=True)
     try:
         items = list_alerts(engine, include_resolved=args.all, limit=args.limit)
     except SQLAlchemyError as exc:
         raise Failure(f"cannot read alerts from {redact(str(engine.url))}: {error_reason(exc)}") from None
     if args.json:
-        _print_json(items)
+        _print_json([readable(a) for a in items])
     else:
         print_alerts(items)
     return 0
+
+
+ALERTS_JSON = (
+    "print one JSON array of alert objects. Per detector: rate, pending and slow_burn count "
+    "failures (for pending: payments still pending) of attempts in the window counted_from..counted_to "
+    "(slow_burn: its peak 6 hours); observed is the failures, expected attempts x baseline_rate, "
+    "observed_rate the share failing and baseline_rate the normal share. volume: observed is the "
+    "payments that came in the window, expected the payments normally seen then, observed_rate "
+    "observed/expected, baseline_rate 1 (normal), failures null")
 
 
 def add_parsers(sub, db_help: str) -> None:
@@ -109,5 +131,5 @@ def add_parsers(sub, db_help: str) -> None:
     a.add_argument("--db", help=db_help)
     a.add_argument("--all", action="store_true", help="every alert ever raised, not only open and recent ones")
     a.add_argument("--limit", type=positive_int, help="at most this many alerts")
-    a.add_argument("--json", action="store_true", help="print one JSON array of alert objects")
+    a.add_argument("--json", action="store_true", help=ALERTS_JSON)
     a.set_defaults(func=cmd_alerts)

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from mpesa_ops.cli import main
+from mpesa_ops.ingest.db import open_store
 from mpesa_ops.ingest.detect.alerts import AlertError, acknowledge, list_alerts, silence
 from mpesa_ops.ingest.detect.run import detect
 from mpesa_ops.ingest.schema import alerts
@@ -96,10 +97,18 @@ def test_alerts_json_is_one_array_with_the_documented_keys(db_url, capsys):
 
 
 def test_detect_command_on_an_empty_store_says_there_is_no_data(db_url, capsys):
+    open_store(db_url).dispose()  # an empty store, migrated
     assert main(["detect", "--db", db_url]) == 0
     assert "no data yet" in capsys.readouterr().out
     assert main(["alerts", "--db", db_url]) == 0
     assert capsys.readouterr().out.strip() == "no alerts"
+
+
+def test_detect_and_alerts_refuse_a_sqlite_store_that_does_not_exist(tmp_path, capsys):
+    for command in ("detect", "alerts"):
+        assert main([command, "--db", str(tmp_path / "typo.db")]) == 1
+        assert capsys.readouterr().err.startswith(f"mpesa-ops {command}: no store at ")
+    assert not (tmp_path / "typo.db").exists()
 
 
 def test_detect_setting_of_the_wrong_type_fails_with_one_line(db_url, tmp_path, monkeypatch, capsys):
@@ -109,3 +118,26 @@ def test_detect_setting_of_the_wrong_type_fails_with_one_line(db_url, tmp_path, 
     assert main(["detect", "--db", db_url]) == 1
     err = capsys.readouterr().err
     assert "[detect] warn_p" in err and len(err.strip().splitlines()) == 1
+
+
+def test_alerts_table_and_json_read_a_volume_drop_as_payments_against_expected(db_url, capsys):
+    from mpesa_ops.ingest.db import open_store
+
+    engine = open_store(db_url)
+    with engine.begin() as conn:  # as the volume detector stores it: failures = the shortfall
+        conn.execute(alerts.insert().values(
+            key="volume|volume_drop|", detector="volume", code="volume_drop", family="gateway system", shortcode="",
+            severity="warning", status="firing", started_at=T0, last_seen_at=T0 + timedelta(minutes=10),
+            window_minutes=30, failures=38, attempts=12, observed_rate=0.242424, baseline_rate=1.0, score=0.76,
+            details=orjson.dumps({"peak_at": (T0 + timedelta(minutes=10)).isoformat()}).decode(),
+            created_at=WALL, updated_at=WALL))
+    engine.dispose()
+    assert main(["alerts", "--db", db_url]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "volume_drop" in line)
+    assert " 12 " in row and "~50" in row and "-38" not in row
+    assert main(["alerts", "--db", db_url, "--json"]) == 0
+    item = orjson.loads(capsys.readouterr().out)[0]
+    assert (item["observed"], item["expected"], item["failures"], item["attempts"]) == (12, 50, None, 12)
+    assert item["observed_rate"] == pytest.approx(0.242424) and item["baseline_rate"] == 1.0
+    assert datetime.fromisoformat(item["counted_to"]) == T0 + timedelta(minutes=15)
+    assert datetime.fromisoformat(item["counted_from"]) == T0 - timedelta(minutes=15)

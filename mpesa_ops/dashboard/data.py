@@ -38,6 +38,24 @@ def by_shortcode(f: context.Filters, *, previous: bool = False) -> pd.DataFrame:
     return _by_shortcode(url(), f.start, f.end)
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _impossible_amounts(store: str, start: datetime, end: datetime, shortcode: str | None) -> pd.DataFrame:
+    return queries.impossible_amounts(context.engine(), start, end, shortcode)
+
+
+def impossible_amounts(f: context.Filters) -> pd.DataFrame:
+    return _impossible_amounts(url(), f.start, f.end, f.shortcode)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def _first_payment(store: str) -> datetime | None:
+    return queries.first_payment(context.engine())
+
+
+def first_payment() -> datetime | None:
+    return _first_payment(url())
+
+
 @st.cache_data(ttl=TTL_LIVE, show_spinner=False)
 def _freshness(store: str) -> dict:
     return queries.freshness(context.engine())

@@ -235,19 +235,40 @@ def payment(engine: Engine, txn_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
+def request_step(txn: dict) -> dict:
+    """The timeline's request row: what was asked for (amount, phone, shortcode, account
+    reference) and the state it started in: pending, or the gateway's refusal for a
+    rejected request. Results come later, from result_events."""
+    asked = [f"KES {txn['amount_cents'] / 100:,.2f}" if txn.get("amount_cents") is not None else "",
+             txn.get("msisdn") or "", f"shortcode {txn['shortcode']}" if txn.get("shortcode") else "",
+             f"account {txn['account_reference']}" if txn.get("account_reference") else ""]
+    detail = " · ".join(part for part in asked if part)
+    if txn["status"] == "rejected":
+        http = f"HTTP {txn['http_status']}: " if txn.get("http_status") else ""
+        refusal = f"refused: {http}{txn.get('result_desc') or txn.get('error_code') or 'no reason given'}"
+        return {"time": txn["created_at"], "what": "request", "status": "rejected",
+                "code": txn.get("error_code") or "", "detail": f"{detail} · {refusal}" if detail else refusal}
+    if txn.get("origin") == "callback":  # the log holds no request; the result named this payment
+        detail = f"{detail} · not in the gateway's log: known from its result" if detail else \
+            "not in the gateway's log: known from its result"
+        return {"time": txn["created_at"], "what": "request", "status": "unknown", "code": "", "detail": detail}
+    return {"time": txn["created_at"], "what": "request", "status": "pending", "code": "", "detail": detail}
+
+
 def timeline(engine: Engine, txn_id: str) -> pd.DataFrame:
-    """The request, its result events and its webhook deliveries in time order.
-    Columns: time, what, status, code, detail."""
-    t, r, w = transactions.c, result_events.c, webhook_deliveries.c
-    request = select(t.created_at, literal("request"), t.status, func.coalesce(t.error_code, literal("")),
-                     func.coalesce(t.result_desc, literal(""))).where(t.id == txn_id)
+    """The request as it was made (request_step), its result events and its webhook
+    deliveries in time order. Columns: time, what, status, code, detail."""
+    columns = ["time", "what", "status", "code", "detail"]
+    txn = payment(engine, txn_id)
+    r, w = result_events.c, webhook_deliveries.c
     events = select(r.time, r.kind, r.status, func.coalesce(r.code, literal("")),
                     func.coalesce(r.description, literal(""))).where(r.transaction_id == txn_id)
     deliveries = select(w.sent_at, literal("webhook"), func.coalesce(w.error, literal("delivered")),
                         func.coalesce(cast(w.status_code, String), literal("")),
                         func.coalesce(w.url, literal(""))).where(w.transaction_id == txn_id)
-    df = _frame(engine, union_all(request, events, deliveries), ["time", "what", "status", "code", "detail"])
-    df = _times(df, "time")
+    later = _frame(engine, union_all(events, deliveries), columns)
+    first = pd.DataFrame([request_step(txn)] if txn else [], columns=columns)
+    df = _times(pd.concat([first, later], ignore_index=True) if len(later) else first, "time")
     return df.sort_values("time", kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -273,6 +294,32 @@ def repeat_customers(engine: Engine, code: str, start: datetime, end: datetime, 
     df = _frame(engine, stmt, ["msisdn", "hits", "amount_cents", "first", "last"])
     df["amount_cents"] = df["amount_cents"].fillna(0).astype("int64")
     return _times(df, "first", "last")
+
+
+MIN_PAYMENT_CENTS = 100  # KES 1: with fields.MAX_AMOUNT_CENTS, the band a real payment's amount lies in
+
+
+def impossible_amounts(engine: Engine, start: datetime, end: datetime, shortcode: str | None = None) -> pd.DataFrame:
+    """Refused requests in [start, end) whose amount no payment can have (outside KES 1
+    to 300,000: INVALID_AMOUNT's 0 or millions), per status and outcome, so money-lost
+    figures can leave them out. Only refused requests can hold them (the loader enforces
+    the band on the rest): a read of ix_transactions_status_created.
+    Columns: status, outcome, attempts, amount_cents."""
+    t = transactions.c
+    cond = [t.status == "rejected", t.created_at >= start, t.created_at < end,
+            or_(t.amount_cents < MIN_PAYMENT_CENTS, t.amount_cents > fields.MAX_AMOUNT_CENTS)]
+    if shortcode is not None:
+        cond.append(t.shortcode == shortcode)
+    stmt = (select(t.status, t.outcome, func.count(), func.sum(t.amount_cents)).where(and_(*cond))
+            .group_by(t.status, t.outcome))
+    df = _frame(engine, stmt, ["status", "outcome", "attempts", "amount_cents"])
+    return df.astype({"attempts": "int64", "amount_cents": "int64"})
+
+
+def first_payment(engine: Engine) -> datetime | None:
+    """The first stored minute holding a payment (what a comparison period can reach back to)."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.min(txn_rollup_minute.c.bucket))).scalar()
 
 
 # --- alerts (read-only here; acting goes through mpesa_ops.ingest.detect.alerts) ---

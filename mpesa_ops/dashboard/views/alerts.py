@@ -5,6 +5,7 @@ acknowledge (with a comment) and silence."""
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -12,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mpesa_ops import catalogue
+from mpesa_ops.alert_figures import counted_window, figures
 from mpesa_ops.dashboard import context, data, nav, ui
 
 ACTORS = frozenset({"engineer", "admin"})
@@ -49,6 +51,17 @@ def rate_series(alert: dict) -> pd.DataFrame:
     return per.assign(baseline=alert["baseline_rate"])
 
 
+def _windows(fig: go.Figure, alert: dict, tz: str) -> None:
+    """Shade the alert's span and outline the window its figures were counted in."""
+    fig.add_vrect(x0=pd.Timestamp(alert["started_at"]).tz_convert(tz), x1=pd.Timestamp(_end_of(alert)).tz_convert(tz),
+                  fillcolor="#cf222e", opacity=0.08, line_width=0, annotation_text="alert window",
+                  annotation_position="top left")
+    start, end = counted_window(alert)
+    fig.add_vrect(x0=pd.Timestamp(start).tz_convert(tz), x1=pd.Timestamp(end).tz_convert(tz), fillcolor="rgba(0,0,0,0)",
+                  line=dict(color="#57606a", dash="dash", width=1), annotation_text="counted",
+                  annotation_position="bottom left")
+
+
 def rate_chart(alert: dict, tz: str, key: str) -> None:
     df = rate_series(alert)
     if df.empty:
@@ -60,12 +73,42 @@ def rate_chart(alert: dict, tz: str, key: str) -> None:
                                 line=dict(color="#cf222e")),
                      go.Scatter(x=times, y=df["baseline"], mode="lines", name="baseline",
                                 line=dict(color="#57606a", dash="dot"))])
-    end_of = alert["ended_at"] or alert["last_seen_at"]
-    fig.add_vrect(x0=pd.Timestamp(alert["started_at"]).tz_convert(tz), x1=pd.Timestamp(end_of).tz_convert(tz),
-                  fillcolor="#cf222e", opacity=0.08, line_width=0, annotation_text="alert window",
-                  annotation_position="top left")
+    _windows(fig, alert, tz)
     fig.update_layout(height=240, margin=dict(t=10, b=10, l=10, r=10), yaxis_tickformat=".0%",
                       yaxis_title="share failing", legend=dict(orientation="h", y=-0.25))
+    st.plotly_chart(fig, key=key)
+
+
+def volume_series(alert: dict) -> pd.DataFrame:
+    """Columns at (UTC, the end of each window) and payments: the payments requested in
+    the window_minutes up to each 5-minute bucket of the detector's series, as it counts
+    them; empty when the alert kept no series."""
+    details = alert.get("details") or {}
+    if not details.get("series"):
+        return pd.DataFrame(columns=["at", "payments"])
+    df = pd.DataFrame(details["series"], columns=details.get("series_columns")
+                      or ["bucket_start", "failures", "attempts", "baseline_rate"])
+    step = pd.Timedelta(minutes=details.get("bucket_minutes") or 5)
+    per = max(int(pd.Timedelta(minutes=alert["window_minutes"] or 30) / step), 1)
+    payments = df["attempts"].astype("float64").rolling(per, min_periods=per).sum()
+    out = pd.DataFrame({"at": pd.to_datetime(df["bucket_start"], utc=True) + step, "payments": payments})
+    return out.dropna().reset_index(drop=True)
+
+
+def volume_chart(alert: dict, tz: str, key: str) -> None:
+    """Payments per window (as the detector counts them) against the count expected at the peak."""
+    df = volume_series(alert)
+    if df.empty:
+        return
+    expected = figures(alert)["expected"]
+    minutes = alert["window_minutes"]
+    fig = go.Figure([go.Scatter(x=df["at"].dt.tz_convert(tz), y=df["payments"], mode="lines+markers",
+                                name=f"payments in the last {minutes} min", line=dict(color="#0969da")),
+                     go.Scatter(x=df["at"].dt.tz_convert(tz), y=[expected] * len(df), mode="lines",
+                                name="expected at the peak", line=dict(color="#57606a", dash="dot"))])
+    _windows(fig, alert, tz)
+    fig.update_layout(height=240, margin=dict(t=10, b=10, l=10, r=10), yaxis_title="payments",
+                      yaxis_rangemode="tozero", legend=dict(orientation="h", y=-0.25))
     st.plotly_chart(fig, key=key)
 
 
@@ -98,19 +141,84 @@ def actions(alert: dict) -> None:
             st.rerun()
 
 
+def pending_after() -> int:
+    """Minutes after its request a payment counts as stuck (the detection setting)."""
+    from mpesa_ops.config import ConfigError
+    from mpesa_ops.ingest.detect.settings import DetectSettings, load_settings
+
+    try:
+        return load_settings().pending_after_minutes
+    except ConfigError:
+        return DetectSettings().pending_after_minutes
+
+
+def _span(start: datetime, end: datetime, tz: str) -> str:
+    return f"{ui.when(start, tz)}–{ui.when(end, tz, '%H:%M')}"
+
+
+def figures_line(alert: dict, tz: str) -> str:
+    """The alert's numbers in words, per detector, naming the window they were counted in."""
+    fig = figures(alert)
+    start, end = fig["counted_from"], fig["counted_to"]
+    minutes = alert["window_minutes"]
+    if alert["detector"] == "volume":
+        share = alert["observed_rate"]
+        return (f"{fig['observed']:,} payments in the last {minutes} minutes ({_span(start, end, tz)}) against "
+                f"about {fig['expected']:,} expected ({ui.pct(share, 0)} of normal)")
+    rates = f"{ui.pct(alert['observed_rate'])} against {ui.pct(alert['baseline_rate'])}"
+    if alert["detector"] == "pending":
+        return (f"{alert['failures']:,} of {alert['attempts']:,} payments requested {_span(start, end, tz)} "
+                f"still pending after {pending_after()} minutes: {rates}")
+    unit = "deliveries" if alert["family"] == "webhook" else "payments"
+    counts = f"{alert['failures']:,} of {alert['attempts']:,} {unit}"
+    if alert["detector"] == "slow_burn":
+        return (f"in its peak {minutes // 60} hours ({_span(start, end, tz)}): {counts}, {rates} "
+                "the week before")
+    return f"at its peak, {counts} in the {minutes} minutes {_span(start, end, tz)}: {rates}"
+
+
 def state_line(alert: dict, tz: str) -> str:
     parts = [f"{alert['detector']} detector", f"since {ui.when(alert['started_at'], tz)}"]
     if alert["ended_at"]:
         parts.append(f"resolved {ui.when(alert['ended_at'], tz)}")
-    unit = "deliveries" if alert["family"] == "webhook" else "payments"
-    parts.append(f"{alert['failures']:,} of {alert['attempts']:,} {unit}: {ui.pct(alert['observed_rate'])} "
-                 f"against {ui.pct(alert['baseline_rate'])}")
+    parts.append(figures_line(alert, tz))
     if alert["acknowledged_at"]:
         parts.append(f"acknowledged by {alert['acknowledged_by']}"
                      + (f" ({alert['ack_comment']})" if alert["ack_comment"] else ""))
     if alert["silenced_until"] and alert["silenced_until"] > datetime.now(timezone.utc):
         parts.append(f"silenced until {ui.when(alert['silenced_until'], tz)} by {alert['silenced_by']}")
     return " · ".join(parts)
+
+
+def drill_down(alert: dict, f: context.Filters, role: str) -> None:
+    """A link to the payments the alert counted: failed ones (every status for stuck
+    payments), failed deliveries, or for a volume drop the Overview around it."""
+    start, end = counted_window(alert)
+    if alert["detector"] == "volume":
+        if nav.may_open("overview", role):
+            st.page_link(nav.page_path("overview"), icon=":material/arrow_forward:",
+                         label="Traffic around this drop on the Overview",
+                         query_params=context.link_params(f, start=start - timedelta(hours=1),
+                                                          end=_end_of(alert) + timedelta(hours=1), shortcode=None))
+        return
+    page_name = "webhooks" if alert["family"] == "webhook" else "failures"
+    if not nav.may_open(page_name, role):
+        return
+    span = _span(start, end, f.tz)
+    if page_name == "webhooks":
+        label = f"Failed deliveries {span}"
+    elif alert["detector"] == "pending":
+        label = f"Payments still pending, requested {span}"
+    else:
+        label = f"Failed payments {span}"
+    extra = {"all": "1"} if alert["detector"] == "pending" else {}
+    st.page_link(nav.page_path(page_name), icon=":material/arrow_forward:", label=label,
+                 query_params=context.link_params(f, start=start, end=end, shortcode=alert["shortcode"] or None,
+                                                  code=alert["code"], **extra))
+
+
+def _end_of(alert: dict) -> datetime:
+    return alert["ended_at"] or alert["last_seen_at"] + timedelta(minutes=5)
 
 
 def one(alert: dict, index: int, f: context.Filters, role: str) -> None:
@@ -124,21 +232,27 @@ def one(alert: dict, index: int, f: context.Filters, role: str) -> None:
         left, right = st.columns([3, 2])
         with left:
             if index < CHARTED:
-                rate_chart(alert, f.tz, key=f"al_chart_{alert['id']}")
+                chart = volume_chart if alert["detector"] == "volume" else rate_chart
+                chart(alert, f.tz, key=f"al_chart_{alert['id']}")
             shortcodes(alert)
-            rows_page = "webhooks" if alert["family"] == "webhook" else "failures"
-            if nav.may_open(rows_page, role):
-                end_of = alert["ended_at"] or alert["last_seen_at"] + timedelta(minutes=1)
-                st.page_link(nav.page_path(rows_page), icon=":material/arrow_forward:",
-                             label="Failed deliveries in this window" if rows_page == "webhooks"
-                             else "Failed payments in this window",
-                             query_params=context.link_params(f, start=alert["started_at"], end=end_of,
-                                                              shortcode=alert["shortcode"] or None,
-                                                              code=alert["code"]))
+            drill_down(alert, f, role)
         with right:
             ui.guide(alert["code"])
         if role in ACTORS and alert["status"] != "resolved":
             actions(alert)
+
+
+def earlier_link(earlier: list[dict], tz: str) -> tuple[str, datetime]:
+    """The label and start of a link to alerts before an empty range: the window from
+    the day the RECENT-th latest began, so the page shows what the label counts."""
+    newest = sorted(earlier, key=lambda a: a["started_at"], reverse=True)
+    latest, shown = newest[0], newest[:RECENT]
+    day = shown[-1]["started_at"].astimezone(zoneinfo.ZoneInfo(tz)).replace(hour=0, minute=0, second=0, microsecond=0)
+    what = "them" if len(shown) == len(newest) else f"the latest {len(shown)}"
+    title = catalogue.lookup(latest["code"]).title
+    label = (f"{len(newest):,} earlier alert{'s' if len(newest) != 1 else ''}; the latest {latest['code']} ({title}) "
+             f"on {ui.when(latest['started_at'], tz)}. Show {what}, from {ui.when(day, tz, '%d %b')}.")
+    return label, day
 
 
 @st.fragment(run_every=30)
@@ -151,13 +265,9 @@ def live(f: context.Filters, role: str) -> None:
         st.success("No alert is open, and none was resolved in this range.")
         earlier = [a for a in stored if a["started_at"] < f.start]
         if earlier:  # say where the last ones are, rather than leave the page looking empty
-            latest = max(earlier, key=lambda a: a["started_at"])
-            info = catalogue.lookup(latest["code"])
-            st.page_link(nav.page_path("alerts"), icon=":material/history:",
-                         label=f"Earlier alerts: {len(earlier):,}, the latest {latest['code']} ({info.title}) on "
-                               f"{ui.when(latest['started_at'], f.tz)}. Show them.",
-                         query_params=context.link_params(f, start=latest["started_at"] - timedelta(hours=1),
-                                                          end=f.end))
+            label, start = earlier_link(earlier, f.tz)
+            st.page_link(nav.page_path("alerts"), icon=":material/history:", label=label,
+                         query_params=context.link_params(f, start=start, end=f.end))
         return
     for index, alert in enumerate(alerts):
         one(alert, index, f, role)
