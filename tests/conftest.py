@@ -16,6 +16,9 @@ from sqlalchemy import create_engine, text
 
 from mpesa_ops.ingest.db import open_store
 
+
+pytest_plugins = ["dashboardhelpers"]  # the dashboard tests' fixtures
+
 PG_URL = os.environ.get("MPESA_OPS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

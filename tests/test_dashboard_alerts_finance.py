@@ -4,7 +4,6 @@ partial previous period, its shortcode table and customer tags."""
 
 from __future__ import annotations
 
-import datetime as dt
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,55 +11,18 @@ import orjson
 import pandas as pd
 import pytest
 from sqlalchemy import case, func, select
-from streamlit.testing.v1 import AppTest
 
+from dashboardhelpers import page
 from mpesa_ops.alert_figures import counted_window, figures
-from mpesa_ops.dashboard import context, nav, queries
+from mpesa_ops.dashboard import context, queries
 from mpesa_ops.dashboard.views import alerts as alerts_view
 from mpesa_ops.dashboard.views import finance
 from mpesa_ops.ingest.db import open_store
 from mpesa_ops.ingest.detect.alerts import list_alerts
-from mpesa_ops.ingest.detect.run import detect
-from mpesa_ops.ingest.run import ingest_paths
 from mpesa_ops.ingest.schema import alerts, transactions, txn_rollup_minute
-from mpesa_ops.ingest.simulate import simulate
 
-APP = Path(__file__).resolve().parents[1] / "mpesa_ops" / "dashboard" / "app.py"
 UTC = timezone.utc
 PEAK = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def demo_url(tmp_path_factory) -> str:
-    """3 days at 300 payments a day, loaded and detected (a rate and a slow-burn alert)."""
-    folder = tmp_path_factory.mktemp("demo_af")
-    simulate(folder / "logs", days=3, seed=11, per_day=300, start=dt.date.today() - dt.timedelta(days=2))
-    url = f"sqlite:///{folder / 'demo.db'}"
-    engine = open_store(url)
-    ingest_paths(engine, [str(folder / "logs")])
-    detect(engine)
-    engine.dispose()
-    return url
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    monkeypatch.setenv("MPESA_OPS_SECRETS", str(tmp_path / "secrets.toml"))
-    (tmp_path / "secrets.toml").write_text("")
-
-    def make(url: str, query: dict | None = None) -> AppTest:
-        monkeypatch.setenv("MPESA_OPS_DB", url)
-        monkeypatch.setenv("MPESA_OPS_ROLE", "admin")
-        at = AppTest.from_file(str(APP), default_timeout=60)
-        at.query_params.update(query or {})
-        return at.run()
-
-    return make
-
-
-def page(at: AppTest, name: str, **query) -> AppTest:
-    at.query_params.update(query)
-    return at.switch_page(nav.page_path(name)).run()
 
 
 def stored_alert(detector: str, code: str, failures: int, attempts: int, observed: float, baseline: float,
