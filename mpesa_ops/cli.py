@@ -221,9 +221,10 @@ def cmd_demo(args) -> int:
     try:
         if logs.exists():
             shutil.rmtree(logs)
-        # Ending now, as a live gateway's logs do: nothing from later today.
+        # Ending now, as a live gateway's logs do (nothing from later today), with an
+        # outage under way, so the dashboard opens on a live incident.
         written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start,
-                           until=_now())
+                           until=_now(), outage_at_until=True)
     except OSError as exc:
         raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
     engine = _store(db)

@@ -426,3 +426,21 @@ def test_until_ends_every_log_at_that_moment(tmp_path):
         # the same rows as the full logs up to that moment: the cut changes nothing before it
         full_rows = [orjson.loads(line) for line in (tmp_path / "full" / name).read_bytes().splitlines()]
         assert rows == [r for r in full_rows if not r.get(key) or timestamp(r[key], key) <= until][:len(rows)]
+
+
+def test_an_outage_under_way_at_the_end_of_the_logs(tmp_path):
+    import datetime as dt
+
+    import orjson
+
+    until = dt.datetime(2026, 10, 2, 11, 0, tzinfo=dt.timezone.utc)  # 14:00 in Nairobi
+    simulate(tmp_path / "d", days=2, seed=5, per_day=2000, until=until, outage_at_until=True)
+    incidents = orjson.loads((tmp_path / "d" / "incidents.json").read_bytes())
+    last = [i for i in incidents if i["kind"] == "result_code_outage" and "under way" in i["description"]]
+    assert len(last) == 1 and last[0]["code"] == "9999" and last[0]["shortcode"] is None
+    rows = [orjson.loads(line) for line in (tmp_path / "d" / "transactions.jsonl").read_bytes().splitlines()]
+    recent = [r for r in rows if r.get("status") in ("success", "failed")
+              and r["created_at"] >= "2026-10-02T13:30"]  # Nairobi times, the outage's last 30 minutes
+    assert recent and sum(str(r.get("result_code")) == "9999" for r in recent) >= 0.1 * len(recent)
+    with pytest.raises(ValueError, match="needs until"):
+        simulate(tmp_path / "e", days=1, seed=5, outage_at_until=True)

@@ -617,6 +617,18 @@ class _Simulator:
             for ep, sec in self.secrets.items()
         }
 
+    def add_outage_at(self, at_ms: int, rate: float = 0.4, before_min: int = 40, after_min: int = 20) -> None:
+        """A 9999 outage on every shortcode under way at ``at_ms`` (the end of a demo's
+        logs), so the demo opens on a firing alert as a live incident would."""
+        self.incidents.append({
+            "kind": "result_code_outage", "code": "9999", "shortcode": None,
+            "start_ms": at_ms - before_min * _MIN_MS, "end_ms": at_ms + after_min * _MIN_MS,
+            "description": f"M-Pesa general system error (9999) on {round(rate * 100, 1)}% of STK pushes on all "
+                           f"shortcodes, under way when the logs end ({before_min} minutes in).",
+            "rate": rate, "baseline_rate": _BASE_SHARE[9999],
+        })
+        self.incidents.sort(key=lambda x: (x["start_ms"], x["kind"]))
+
     def _incident_effects(self, lo_ms: int, hi_ms: int) -> list:
         """(kind, start, end, shortcode, params) of outcome-changing incidents touching [lo, hi)."""
         out = []
@@ -1009,7 +1021,7 @@ class _Simulator:
 
 def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
              start: datetime.date = DEFAULT_START, gzip: bool = False,
-             until: datetime.datetime | None = None) -> dict:
+             until: datetime.datetime | None = None, outage_at_until: bool = False) -> dict:
     """Write simulated gateway logs for ``days`` days into ``out_dir`` and return a summary.
 
     Same arguments give byte-identical files. Returns
@@ -1018,6 +1030,7 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     rows, callbacks and deliveries after it are left out (a payment requested just
     before it may stay pending). ``transactions`` then counts the requests of every
     block of hours generated, the last one's later requests included.
+    ``outage_at_until`` adds a 9999 outage under way at ``until`` (see add_outage_at).
     """
     if until is not None and until.tzinfo is None:
         raise ValueError(f"until must be an aware datetime, got {until!r}")
@@ -1030,6 +1043,10 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = _Simulator(days, int(seed), per_day, start)
+    if outage_at_until:
+        if until is None:
+            raise ValueError("outage_at_until needs until")
+        sim.add_outage_at(int((until.timestamp() - sim.epoch0) * 1000))
     ext = ".gz" if gzip else ""
     names = [TRANSACTIONS_FILE + ext, CALLBACKS_FILE + ext, DELIVERIES_FILE + ext, SECRETS_FILE, INCIDENTS_FILE]
     writer = _Writer()
