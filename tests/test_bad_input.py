@@ -124,3 +124,20 @@ def test_a_saved_gateway_api_page_loads_its_records(capsys, db_url, engine, tmp_
     f.write_bytes(orjson.dumps(page, option=orjson.OPT_INDENT_2))
     assert run_ingest(capsys, db_url, f)[1] == {"read": 3, "loaded": 2, "updated": 0, "duplicates": 0, "rejected": 1}
     assert rejects(engine)[0]["raw"] == '{"bad":1}'
+
+
+def test_a_record_dated_after_tomorrow_is_rejected_not_stored(capsys, db_url, engine, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    soon = datetime.now(timezone.utc) + timedelta(hours=2)  # within a day: clocks differ, it loads
+    later = datetime.now(timezone.utc) + timedelta(days=200)
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b"".join(orjson.dumps({"id": i, "created_at": t.isoformat(), "status": "pending"}) + b"\n"
+                           for i, t in (("txn_soon", soon), ("txn_later", later))))
+    assert main(["ingest", str(f), "--db", db_url, "--json", "--no-detect"]) == 0
+    assert json.loads(capsys.readouterr().out)["rejected"] == 1
+    with engine.connect() as conn:
+        assert [r.id for r in conn.execute(select(transactions.c.id))] == ["txn_soon"]
+        reject = conn.execute(select(rejected_records)).one()
+    assert (reject.reason_code, reject.field, reject.line) == ("future_time", "created_at", 2)
+    assert "more than a day after the time of loading" in reject.reason

@@ -153,3 +153,17 @@ def test_a_gateway_that_differs_needs_settings_not_code(engine, logs):
         report = pull_once(engine, settings_for(url, secrets=secrets))
     assert report.counts.read == sim.count("transactions") + sim.count("deliveries")
     assert report.counts.rejected == 0 and report.counts.loaded > 0
+
+
+def test_a_record_dated_after_tomorrow_is_kept_as_a_reject_not_loaded(engine, sim):
+    from mpesa_ops.ingest.schema import rejected_records
+
+    pull_once(engine, settings_for(sim.url))
+    sim.add("transactions", [{"id": "txn_next_year", "created_at": "2030-01-01T10:00:00+03:00",
+                              "updated_at": "2030-01-01T10:00:00+03:00", "status": "pending"}])
+    report = pull_once(engine, settings_for(sim.url))
+    assert (report.counts.loaded, report.counts.rejected) == (0, 1)
+    with engine.connect() as conn:
+        reject = conn.execute(select(rejected_records).where(rejected_records.c.reason_code == "future_time")).one()
+        assert conn.execute(select(transactions.c.id).where(transactions.c.id == "txn_next_year")).first() is None
+    assert reject.field == "created_at" and reject.source.startswith("GET /v1/transactions") and "2030" in reject.raw

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 
@@ -523,6 +523,22 @@ _BY_FORMAT = {
     "query": normalise_query,
     "daraja_error": normalise_daraja_error,
 }
+
+
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day beyond that is a wrong date
+
+
+def future_dated(n: Normalised, now: datetime) -> Rejected | None:
+    """A Rejected when the record's time lies more than FUTURE_SLACK after `now` (the
+    time of loading): a payment from next year is a wrong date, and stored it would
+    move every chart and detection run into the future. Pure: the caller gives now."""
+    field, when = {Txn: ("created_at", getattr(n, "created_at", None)),
+                   Event: ("time", getattr(n, "time", None)),
+                   Delivery: ("sent_at", getattr(n, "sent_at", None))}.get(type(n), (None, None))
+    if when is None or when <= now + FUTURE_SLACK:
+        return None
+    return Rejected(f"{field}: {when.isoformat()} is more than a day after the time of loading "
+                    f"({now.isoformat(timespec='seconds')})", field, "future_time")
 
 
 def normalise(record) -> Normalised:

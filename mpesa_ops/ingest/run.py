@@ -12,8 +12,8 @@ from typing import Iterator
 
 from sqlalchemy import Engine
 
-from mpesa_ops.ingest.loader import BATCH_SIZE, Counts, Item, Loader
-from mpesa_ops.ingest.normalise import Rejected, normalise
+from mpesa_ops.ingest.loader import BATCH_SIZE, Counts, Item, Loader, now_utc
+from mpesa_ops.ingest.normalise import Rejected, future_dated, normalise
 from mpesa_ops.ingest.readers import discover, read_records
 
 READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error, UnicodeError)
@@ -39,6 +39,7 @@ def file_items(path: Path, progress: "_Progress | None" = None) -> Iterator[Item
     """Items of one file; a file that cannot be read to its end yields a rejected item
     saying so. Returns how many records it read (the value of `yield from`)."""
     source = str(path.resolve())
+    now = now_utc()
     line = n = 0
     try:
         for rec in read_records(path):
@@ -50,6 +51,7 @@ def file_items(path: Path, progress: "_Progress | None" = None) -> Iterator[Item
                 yield Item(source, rec.line, Rejected(rec.error, None, rec.error_code or "invalid_json"), rec.raw)
                 continue
             normalised = normalise(rec.value)
+            normalised = future_dated(normalised, now) or normalised
             if normalised.__class__ is Rejected:
                 yield Item(source, rec.line, normalised, rec.raw)
             else:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from mpesa_ops.ingest import fields as F
 from mpesa_ops.ingest.loader import Counts, Item, Loader, now_utc
-from mpesa_ops.ingest.normalise import Rejected
+from mpesa_ops.ingest.normalise import Rejected, future_dated
 from mpesa_ops.ingest.pull.client import GatewayClient, GatewayError, Stopped
 from mpesa_ops.ingest.pull.paginator import BadPage, Page, PaginationLoop, pages
 from mpesa_ops.ingest.pull.sources import FORMATS, GatewaySettings, Stream
@@ -93,7 +93,7 @@ def page_items(stream: Stream, page: Page) -> tuple[list[Item], datetime | None]
     """A page's records as loader items (source: the request, line: the place in the
     page, from 1), and the newest updated time among them."""
     normaliser, time_attr = FORMATS[stream.format]
-    items, newest = [], None
+    items, newest, now = [], None, now_utc()
     for line, record in enumerate(page.records, 1):
         if not isinstance(record, dict) or not record:
             why = "empty record" if record == {} else f"expected a JSON object, got {type(record).__name__}"
@@ -105,6 +105,10 @@ def page_items(stream: Stream, page: Page) -> tuple[list[Item], datetime | None]
             normalised = normaliser(record)
         except F.FieldError as exc:
             items.append(Item(page.source, line, Rejected(exc.message, exc.field, exc.code), _text(record)))
+            continue
+        future = future_dated(normalised, now)
+        if future is not None:
+            items.append(Item(page.source, line, future, _text(record)))
             continue
         items.append(Item(page.source, line, normalised))
         when = _updated(record, stream.updated_field) or getattr(normalised, time_attr)
