@@ -48,7 +48,7 @@ def cmd_pull(args) -> int:
               on_round=show,
               on_error=lambda exc: print(f"mpesa-ops pull: {exc}; trying again in {args.watch:g} s",
                                          file=sys.stderr, flush=True))
-        print("mpesa-ops pull: stopped; the pages committed are kept", file=sys.stderr)
+        print("mpesa-ops pull: stopped; the pages committed are kept", file=sys.stderr, flush=True)
         return 0
     except PullError as exc:
         raise Failure(f"{exc}. Pages committed before it are kept.") from None

@@ -108,7 +108,7 @@ def test_the_diff_says_what_differs_instead_of_marking_every_line():
     compact = wq.reserialized_form(pretty, "compact")
     assert compact == BODY and wq.reserialized_form(pretty, "no_such_variant") is None
     notes = wq.body_differences(pretty, compact)
-    assert len(notes) == 1 and notes[0].startswith("whitespace between tokens: the raw body has 8 line breaks")
+    assert len(notes) == 1 and notes[0].startswith("whitespace outside strings differs: the raw body has 8 line breaks")
     text, language = wq.body_diff(pretty, compact)  # same JSON, same order: the bytes, not a diff
     assert language == "text" and "first differ at character 1" in text
     moved = wq.reserialized_form(pretty, "compact+sorted_keys")
@@ -195,7 +195,7 @@ def test_one_delivery_with_its_diff_and_masked_phone(page):
     assert not at.exception
     shown = texts(at)
     assert "Diagnosis: `body_reserialized`" in shown and "re-serialised compactly" in shown
-    assert "whitespace between tokens" in shown and "first differ at character 1" in shown
+    assert "whitespace outside strings differs" in shown and "first differ at character 1" in shown
     assert PHONE[3:] not in shown and "2547•••••678" in shown  # engineers see masked phones, ids included
     assert CHECKOUT[:-9] + "7•••••678" in shown
     assert LINK_ID not in shown and API_KEY not in shown and '"link_id": "•••"' in shown  # secrets: nobody

@@ -36,10 +36,13 @@ def change(now: float | None, before: float | None, *, as_points: bool = False) 
     if now is None or before is None:
         return None
     if as_points:
-        return f"{(now - before) * 100:+.1f} pp"
-    if before == 0:
+        text = f"{(now - before) * 100:+.1f} pp"
+    elif before == 0:
         return None
-    return f"{(now - before) / before * 100:+.1f}%"
+    else:
+        text = f"{(now - before) / before * 100:+.1f}%"
+    # a change that rounds to nothing shows no delta: st.metric would draw it as a rise
+    return None if text.lstrip("+-").startswith(("0.0 ", "0.0%")) else text
 
 
 def local_times(df: pd.DataFrame, tz: str, *names: str) -> pd.DataFrame:

@@ -236,7 +236,7 @@ def body_differences(raw: str, other: str) -> list[str]:
     else:
         (raw_breaks, raw_blanks), (other_breaks, other_blanks) = _layout(raw), _layout(other)
         if (raw_breaks, raw_blanks) != (other_breaks, other_blanks):
-            notes.append(f"whitespace between tokens: the raw body has {raw_breaks:,} line breaks and "
+            notes.append(f"whitespace outside strings differs: the raw body has {raw_breaks:,} line breaks and "
                          f"{raw_blanks:,} spaces outside strings, the signed form {other_breaks:,} and "
                          f"{other_blanks:,}")
         if _pretty(a) != _pretty(b):

@@ -223,7 +223,9 @@ def _end_of(alert: dict) -> datetime:
 
 def one(alert: dict, index: int, f: context.Filters, role: str) -> None:
     info = catalogue.lookup(alert["code"])
-    icon = {"firing": "🔴", "pending": "🟠"}.get(alert["status"], "⚪")
+    # Streamlit's own icons and colours: an emoji needs a font that servers often lack
+    icon = {"firing": ":red[:material/notifications_active:]",
+            "pending": ":orange[:material/pending:]"}.get(alert["status"], ":gray[:material/check_circle:]")
     where = f" on {alert['shortcode']}" if alert["shortcode"] else " (all shortcodes)"
     with st.container(border=True):
         st.markdown(f"{icon} **{alert['status'].upper()} · {alert['severity']}** · code `{alert['code']}` "
