@@ -164,3 +164,16 @@ def test_an_empty_store_has_no_payments_and_no_latest_time(engine):
     assert queries.latest_bucket(engine) is None and queries.shortcodes(engine) == []
     assert queries.outcomes(engine, T0, T0 + dt.timedelta(hours=1)).empty
     assert queries.freshness(engine)["load"] is None
+
+
+def test_last_24_hours_covers_the_whole_24_hours_in_whole_hours():
+    from datetime import datetime, timezone
+
+    from mpesa_ops.dashboard.context import _window
+
+    now = datetime(2026, 11, 29, 19, 2, 30, tzinfo=timezone.utc)  # 22:02 in Nairobi
+    start, end, note = _window({"range": "24h", "tz": "Africa/Nairobi"}, now, latest=now)
+    assert (start, end, note) == (datetime(2026, 11, 28, 19, 0, tzinfo=timezone.utc),
+                                  datetime(2026, 11, 29, 20, 0, tzinfo=timezone.utc), None)
+    start, end, _ = _window({"range": "1h", "tz": "Africa/Nairobi"}, now, latest=now)
+    assert end - start == dt.timedelta(hours=1) and end == datetime(2026, 11, 29, 19, 3, tzinfo=timezone.utc)

@@ -305,13 +305,15 @@ def _window(values: dict[str, str], now: datetime, latest: datetime | None) -> t
         return start, end, None
     span = RANGES[values["range"]][1]
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    if span >= timedelta(days=1):  # these read hour rollups: whole hours, up to the current one
+    start = end - span
+    if span >= timedelta(days=1):  # these read hour rollups: whole hours that cover the whole span
+        start = start.replace(minute=0)
         end = end.replace(minute=0) + (timedelta(hours=1) if end.minute else timedelta())
-    if latest is not None and latest < end - span:  # nothing in the range: show the newest data instead
+    if latest is not None and latest < start:  # nothing in the range: show the newest data instead
         end = latest.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         return end - span, end, (f"Nothing arrived in the {span_words(span)} to now: showing the {span_words(span)} "
                                  f"up to the newest data ({latest.astimezone(zone):%d %b %Y %H:%M}).")
-    return end - span, end, None
+    return start, end, None
 
 
 def _running_page() -> str | None:
