@@ -166,6 +166,8 @@ def test_finance_sees_repeat_customers_masked_in_the_table_and_the_csv(app, demo
     assert len(phones) and phones.map(lambda p: bool(MASKED.match(p))).all()
     body = exports["insufficient-funds-repeat-customers.csv"].decode()
     assert not re.search(r"254\d{9}", body) and "•" in body
+    asked = pd.read_csv(io.StringIO(body), dtype=str)["KES asked"]
+    assert asked.str.fullmatch(r"\d+\.\d\d").all()  # exact amounts, not floats like 420.0
 
 
 def page_text(at: AppTest) -> str:

@@ -115,6 +115,8 @@ def volume_chart(alert: dict, tz: str, key: str) -> None:
 def shortcodes(alert: dict) -> None:
     top = alert["top_shortcodes"]
     if top:
+        st.caption(f"The {len(top)} shortcode{'s' if len(top) > 1 else ''} with most of the excess failures "
+                   "(the others make up the rest of the counts above)")
         st.dataframe(pd.DataFrame(top), hide_index=True)
     elif alert["shortcode"]:
         st.caption(f"Shortcode {alert['shortcode']}")

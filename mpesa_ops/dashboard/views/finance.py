@@ -162,7 +162,8 @@ def repeaters(f: context.Filters) -> None:
                           "KES asked": rows["amount_cents"] / 100, "first": rows["first"], "last": rows["last"]})
     shown = ui.local_times(shown, f.tz, "first", "last")
     st.dataframe(shown, hide_index=True, column_config={"KES asked": st.column_config.NumberColumn(format="KES %,d")})
-    ui.csv_download(shown, "insufficient-funds-repeat-customers.csv", key="fin_csv")
+    exported = shown.assign(**{"KES asked": rows["amount_cents"].map(ui.exact_amount)})  # exact, not float
+    ui.csv_download(exported, "insufficient-funds-repeat-customers.csv", key="fin_csv")
 
 
 def lost_by_family(now: pd.DataFrame, impossible: pd.DataFrame) -> pd.DataFrame:

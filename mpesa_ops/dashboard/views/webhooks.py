@@ -161,7 +161,9 @@ def _signatures(f: context.Filters, url: str | None, config: WebhookConfig | Non
     fig = px.bar(counts, x="chart_bucket", y="size", color="verdict", category_orders={"verdict": order},
                  labels={"chart_bucket": "", "size": "refused deliveries"},
                  title=f"Refused signatures by verdict, per {step}")
-    fig.update_yaxes(tickformat=",d", rangemode="tozero")
+    tallest = counts.groupby("chart_bucket")["size"].sum().max()
+    # whole deliveries: with few of them Plotly's fractional ticks would print as 0 0 1 1
+    fig.update_yaxes(tickformat=",d", rangemode="tozero", dtick=1 if tallest <= 8 else None)
     st.plotly_chart(_time_axis(fig, f), key="wh_verdicts")
 
     onsets = wq.failure_onsets(failures)
