@@ -76,6 +76,9 @@ def _print_report(report) -> None:
     c = report.counts
     print(f"{'total':<13} {sum(s.pages for s in report.streams):>5,} pages  read {c.read:>9,}  loaded {c.loaded:>9,}"
           f"  updated {c.updated:>8,}  duplicates {c.duplicates:>8,}  rejected {c.rejected:>6,}", flush=True)
+    if report.retries:
+        print(f"{report.retries:,} request{'s' if report.retries > 1 else ''} retried after rate limits, server "
+              "errors or timeouts", flush=True)
 
 
 # --- gateway-sim ---
@@ -135,7 +138,7 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
                         "else 2000)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (one per round with --watch): read, loaded, updated, duplicates, "
-                        "rejected, pages, stopped, run_id and streams")
+                        "rejected, pages, stopped, retries, run_id and streams")
     p.add_argument("--no-detect", action="store_true",
                    help="skip signature verdicts and detection after each round (when mpesa-ops detect runs apart)")
     p.set_defaults(func=cmd_pull, after_round=after_round)

@@ -75,7 +75,7 @@ def test_a_429_waits_as_long_as_retry_after_says(store, sim):
     sim.faults.rate_limit, sim.faults.retry_after = 2, "7"
     waits = Waits()
     report = pull(store, settings_for(sim.url), waits)
-    assert waits == [7.0, 7.0]
+    assert waits == [7.0, 7.0] and report.retries == 2 and report.as_dict()["retries"] == 2
     assert report.counts.read == sim.count("transactions") + sim.count("deliveries")
 
 
@@ -104,7 +104,7 @@ def test_server_errors_and_stalls_are_retried_with_backoff(store, sim):
     sim.faults.server_errors, sim.faults.stall, sim.faults.stall_seconds = 3, 1, 2.0
     waits = Waits()
     report = pull(store, settings_for(sim.url, timeout_seconds=0.3), waits)
-    assert len(waits) == 4  # three 500s and one answer that came too late
+    assert len(waits) == 4 == report.retries  # three 500s and one answer that came too late
     assert all(0 <= w <= 0.5 * 2 ** i for i, w in enumerate(waits[:3]))  # exponential, with jitter
     assert report.counts.read == sim.count("transactions") + sim.count("deliveries")
 

@@ -59,6 +59,7 @@ class PullReport:
     streams: list[StreamReport]
     run_id: int | None = None
     stopped: bool = False  # a stop was asked for; what was committed is kept
+    retries: int = 0  # requests repeated after a 429, a 5xx, a timeout or a lost connection
 
     @property
     def counts(self) -> Counts:
@@ -69,7 +70,8 @@ class PullReport:
 
     def as_dict(self) -> dict:
         return {**self.counts.as_dict(), "pages": sum(s.pages for s in self.streams), "stopped": self.stopped,
-                "run_id": self.run_id, "streams": {s.name: s.as_dict() for s in self.streams}}
+                "retries": self.retries, "run_id": self.run_id,
+                "streams": {s.name: s.as_dict() for s in self.streams}}
 
 
 def read_cursor(conn: Connection, stream: str) -> dict | None:
@@ -185,6 +187,7 @@ def pull_once(engine: Engine, settings: GatewaySettings, *, client: GatewayClien
     loader = Loader(engine, "pull", " ".join(f"{settings.base_url}{s.path}" for s in settings.streams))
     report = PullReport([], loader.run_id)
     lag = timedelta(seconds=settings.lag_seconds)
+    retries_before = client.retries
     try:
         for stream in settings.streams:
             report.streams.append(pull_stream(loader, client, stream, lag, stop))
@@ -201,6 +204,7 @@ def pull_once(engine: Engine, settings: GatewaySettings, *, client: GatewayClien
         _finish_failed(loader, f"{type(exc).__name__}: {exc}"[:2000])
         raise
     finally:
+        report.retries = client.retries - retries_before
         if own_client:
             client.close()
     loader.finish("ok", "stopped on request" if report.stopped else None)
