@@ -526,15 +526,15 @@ _BY_FORMAT = {
 
 
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones differ; a day beyond that is a wrong date
+_TIME_FIELD = {Txn: "created_at", Event: "time", Delivery: "sent_at"}
 
 
 def future_dated(n: Normalised, now: datetime) -> Rejected | None:
     """A Rejected when the record's time lies more than FUTURE_SLACK after `now` (the
     time of loading): a payment from next year is a wrong date, and stored it would
     move every chart and detection run into the future. Pure: the caller gives now."""
-    field, when = {Txn: ("created_at", getattr(n, "created_at", None)),
-                   Event: ("time", getattr(n, "time", None)),
-                   Delivery: ("sent_at", getattr(n, "sent_at", None))}.get(type(n), (None, None))
+    field = _TIME_FIELD.get(n.__class__)  # once per record on the ingest path: kept cheap
+    when = None if field is None else getattr(n, field)
     if when is None or when <= now + FUTURE_SLACK:
         return None
     return Rejected(f"{field}: {when.isoformat()} is more than a day after the time of loading "
