@@ -64,8 +64,6 @@ def _after_load(engine, *, quiet: bool, command: str, live: bool = False, notify
     `live`: judge at the wall clock (a pull that keeps the store current), so that
     silence after the last payment counts as a drop in volume; otherwise detection
     judges at the end of the stored data, so a historical file gives stable alerts."""
-    import datetime as dt_
-
     from mpesa_ops.ingest.db import error_reason
 
     _refresh_verdicts(engine, secrets_file, quiet=quiet)
@@ -73,7 +71,7 @@ def _after_load(engine, *, quiet: bool, command: str, live: bool = False, notify
         from mpesa_ops.ingest.detect.run import detect
         from mpesa_ops.ingest.notify import send_pending
 
-        report = detect(engine, now=dt_.datetime.now(dt_.timezone.utc) if live else None)
+        report = detect(engine, now=dt.datetime.now(dt.timezone.utc) if live else None)
         errors = send_pending(engine).errors if notify else []
     except Exception as exc:  # the store or a setting: either way the load stands
         print(f"mpesa-ops {command}: detection did not run: {error_reason(exc)}; "

@@ -1034,6 +1034,8 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     """
     if until is not None and until.tzinfo is None:
         raise ValueError(f"until must be an aware datetime, got {until!r}")
+    if outage_at_until and until is None:
+        raise ValueError("outage_at_until needs until")
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ValueError(f"days must be an integer >= 1, got {days!r}")
     if isinstance(per_day, bool) or not isinstance(per_day, int) or per_day < 1:
@@ -1043,10 +1045,9 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sim = _Simulator(days, int(seed), per_day, start)
+    until_ms = None if until is None else int((until.timestamp() - sim.epoch0) * 1000)  # the simulator's clock
     if outage_at_until:
-        if until is None:
-            raise ValueError("outage_at_until needs until")
-        sim.add_outage_at(int((until.timestamp() - sim.epoch0) * 1000))
+        sim.add_outage_at(until_ms)
     ext = ".gz" if gzip else ""
     names = [TRANSACTIONS_FILE + ext, CALLBACKS_FILE + ext, DELIVERIES_FILE + ext, SECRETS_FILE, INCIDENTS_FILE]
     writer = _Writer()
@@ -1059,7 +1060,6 @@ def simulate(out_dir: Path, days: int, seed: int, per_day: int = 2000,
     try:
         for name in names[:3]:
             sinks.append(_Sink(out / name, gzip, writer))
-        until_ms = None if until is None else int((until.timestamp() - sim.epoch0) * 1000)
         for unit in range(sim.n_units):
             if until_ms is not None and sim.unit_end(unit - 1) > until_ms:
                 break  # this block starts after the end
