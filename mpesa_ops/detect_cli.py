@@ -61,7 +61,7 @@ def readable(alert: dict) -> dict:
     """An alert as `alerts --json` prints it: the stored fields with the figures that
     read right for its detector (see ALERTS_JSON) and the window its counts cover."""
     from mpesa_ops.alert_figures import figures
-    from mpesa_ops.ingest.detect.alerts import NAIROBI
+    from mpesa_ops.ingest.fields import NAIROBI
 
     fig = figures(alert)
     return {**alert, **fig, "counted_from": fig["counted_from"].astimezone(NAIROBI).isoformat(),

@@ -1,8 +1,8 @@
 """The Webhooks page's reads and the pure helpers it draws with. SQL → DataFrames (every
 value bound), no Streamlit here.
 
-Delivery charts read ``delivery_rollup_minute`` for ranges up to two days and
-``delivery_rollup_hour`` beyond. Signature failures are few (a refused delivery is not
+Delivery charts read ``delivery_rollup_minute`` for ranges up to MINUTE_ROLLUP_MAX
+(12 hours) and ``delivery_rollup_hour`` beyond. Signature failures are few (a refused delivery is not
 retried for ever), so they are read as rows and counted here.
 """
 
@@ -12,10 +12,11 @@ import difflib
 import json
 import re
 from datetime import datetime
+
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
-from mpesa_ops.dashboard.queries import MINUTE_ROLLUP_MAX
+from mpesa_ops.dashboard.queries import MINUTE_ROLLUP_MAX, _frame
 from mpesa_ops.ingest.schema import delivery_rollup_hour, delivery_rollup_minute
 from mpesa_ops.ingest.schema import webhook_deliveries as wd
 from mpesa_ops.ingest.verdicts import SIGNATURE_FAILURE
@@ -24,12 +25,6 @@ from mpesa_ops.signatures import _body_variants  # the same byte forms the diagn
 UNDIAGNOSED = "undiagnosed"  # a signature failure with no stored verdict
 DELIVERED = "delivered"
 PAGE_SIZE = 200
-
-
-def _frame(engine: Engine, stmt, columns: list[str]) -> pd.DataFrame:
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
 def delivery_rollup_for(start: datetime, end: datetime):

@@ -11,10 +11,10 @@ import orjson
 from sqlalchemy import and_, case, delete, func, or_, select, update
 
 from mpesa_ops import catalogue
+from mpesa_ops.ingest.fields import NAIROBI
 from mpesa_ops.ingest.schema import alert_notifications, alerts, detection_runs
 
 OPEN = ("pending", "firing")
-NAIROBI = timezone(timedelta(hours=3), "EAT")
 RECENT = timedelta(hours=24)
 COMPUTED = ("key", "detector", "code", "family", "shortcode", "severity", "status", "started_at", "ended_at",
             "last_seen_at", "window_minutes", "failures", "attempts", "observed_rate", "baseline_rate", "score",

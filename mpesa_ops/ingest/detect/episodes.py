@@ -16,7 +16,7 @@ know it was complete.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -35,7 +35,6 @@ class Episode:
     fired: int | None  # index of the confirming bucket
     status: str
     t0: int  # the series' first bucket number
-    top_shortcodes: list = field(default_factory=list)
 
     @property
     def key(self) -> str:

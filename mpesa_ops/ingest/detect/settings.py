@@ -61,10 +61,6 @@ class DetectSettings:
     # --- notifications queued by detection ---
     notify_max_age_minutes: int = 60  # fired/resolved events older than this (a backfill) are not sent
 
-    @property
-    def bucket_seconds(self) -> int:
-        return BUCKET_SECONDS
-
 
 DEFAULTS = DetectSettings()
 
