@@ -541,17 +541,35 @@ def future_dated(n: Normalised, now: datetime) -> Rejected | None:
                     f"({now.isoformat(timespec='seconds')})", field, "future_time")
 
 
-def normalise(record) -> Normalised:
-    """One raw record to its typed form, or a Rejected that says which field and why."""
+def _not_a_record(record) -> Rejected | None:
     if not isinstance(record, dict):
         return Rejected(f"expected a JSON object, got {type(record).__name__}", code="not_an_object")
     if not record:
         return Rejected("empty record", code="empty_record")
+    return None
+
+
+def _apply(normaliser, record: dict) -> Normalised:
+    try:
+        return normaliser(record)
+    except F.FieldError as exc:
+        return Rejected(exc.message, exc.field, exc.code)
+
+
+def normalise(record) -> Normalised:
+    """One raw record to its typed form, or a Rejected that says which field and why."""
+    bad = _not_a_record(record)
+    if bad is not None:
+        return bad
     kind = recognise(record)
     if kind is None:
         names = ", ".join(sorted(str(k) for k in record)[:8])
         return Rejected(f"record of no known format (fields: {names})", code="unknown_format")
-    try:
-        return _BY_FORMAT[kind](record)
-    except F.FieldError as exc:
-        return Rejected(exc.message, exc.field, exc.code)
+    return _apply(_BY_FORMAT[kind], record)
+
+
+def normalise_as(record, normaliser) -> Normalised:
+    """A record of a format known in advance (a stream of the gateway's log API) through
+    its normaliser, rejected the same way `normalise` rejects."""
+    bad = _not_a_record(record)
+    return bad if bad is not None else _apply(normaliser, record)

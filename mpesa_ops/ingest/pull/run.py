@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from mpesa_ops.ingest import fields as F
 from mpesa_ops.ingest.loader import Counts, Item, Loader, now_utc
-from mpesa_ops.ingest.normalise import Rejected, future_dated
+from mpesa_ops.ingest.normalise import Rejected, future_dated, normalise_as
 from mpesa_ops.ingest.pull.client import GatewayClient, GatewayError, Stopped
 from mpesa_ops.ingest.pull.paginator import BadPage, Page, PaginationLoop, pages
 from mpesa_ops.ingest.pull.sources import FORMATS, GatewaySettings, Stream
@@ -97,20 +97,12 @@ def page_items(stream: Stream, page: Page) -> tuple[list[Item], datetime | None]
     normaliser, time_attr = FORMATS[stream.format]
     items, newest, now = [], None, now_utc()
     for line, record in enumerate(page.records, 1):
-        if not isinstance(record, dict) or not record:
-            why = "empty record" if record == {} else f"expected a JSON object, got {type(record).__name__}"
-            items.append(Item(page.source, line, Rejected(why, code="not_an_object"), _text(record)))
-            continue
-        if stream.primary_key != "id" and stream.primary_key in record:
+        if stream.primary_key != "id" and isinstance(record, dict) and stream.primary_key in record:
             record = {**record, "id": record[stream.primary_key]}
-        try:
-            normalised = normaliser(record)
-        except F.FieldError as exc:
-            items.append(Item(page.source, line, Rejected(exc.message, exc.field, exc.code), _text(record)))
-            continue
-        future = future_dated(normalised, now)
-        if future is not None:
-            items.append(Item(page.source, line, future, _text(record)))
+        normalised = normalise_as(record, normaliser)
+        normalised = future_dated(normalised, now) or normalised
+        if normalised.__class__ is Rejected:
+            items.append(Item(page.source, line, normalised, _text(record)))
             continue
         items.append(Item(page.source, line, normalised))
         when = _updated(record, stream.updated_field) or getattr(normalised, time_attr)
