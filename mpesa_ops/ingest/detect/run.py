@@ -144,6 +144,8 @@ def _queue(conn, changes, targets, *, now, wall, max_age) -> int:
     ids = [c[0] for c in changes]
     silenced = {r.id: r.silenced_until for r in conn.execute(
         select(alerts.c.id, alerts.c.silenced_until).where(alerts.c.id.in_(ids)))}
+    was_fired = set(conn.execute(select(alert_notifications.c.alert_id).distinct().where(
+        alert_notifications.c.alert_id.in_(ids), alert_notifications.c.event == "fired")).scalars())
     queued = 0
     for alert_id, _old, values in changes:
         until = silenced.get(alert_id)
@@ -152,12 +154,13 @@ def _queue(conn, changes, targets, *, now, wall, max_age) -> int:
         fired_at = orjson.loads(values["details"]).get("fired_at")
         fired_at = datetime.fromisoformat(fired_at) if fired_at else None
         if values["status"] in ("firing", "resolved") and fired_at and now - fired_at <= max_age:
-            queued += queue(conn, alert_id, "fired", values["severity"], targets, wall)
-        if values["status"] == "resolved" and values["ended_at"] and now - values["ended_at"] <= max_age:
-            was_fired = conn.execute(select(alert_notifications.c.id).where(
-                alert_notifications.c.alert_id == alert_id, alert_notifications.c.event == "fired").limit(1)).first()
-            if was_fired:
-                queued += queue(conn, alert_id, "resolved", values["severity"], targets, wall)
+            fired = queue(conn, alert_id, "fired", values["severity"], targets, wall)
+            queued += fired
+            if fired:
+                was_fired.add(alert_id)
+        if values["status"] == "resolved" and values["ended_at"] and now - values["ended_at"] <= max_age \
+                and alert_id in was_fired:  # a resolution is news only to whoever heard it fire
+            queued += queue(conn, alert_id, "resolved", values["severity"], targets, wall)
     return queued
 
 
