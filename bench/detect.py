@@ -37,6 +37,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import binom
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,7 +45,9 @@ sys.path.insert(0, str(REPO))
 from mpesa_ops.ingest import simulate as sim  # noqa: E402
 from mpesa_ops.ingest.db import open_store  # noqa: E402
 from mpesa_ops.ingest.detect.alerts import list_alerts  # noqa: E402
+from mpesa_ops.ingest.detect.detectors import levels  # noqa: E402
 from mpesa_ops.ingest.detect.run import detect  # noqa: E402
+from mpesa_ops.ingest.detect.settings import DEFAULTS  # noqa: E402
 
 START = date(2026, 1, 1)
 NAIROBI = timezone(timedelta(hours=3))
@@ -139,6 +142,8 @@ def synthesise(days: int, per_day: int, seed: int, with_incidents: bool):
         cells *= ((1 - target) / (1 - cells[..., code]))[..., None]
         cells[..., code] = target
     counts = rng.multinomial(n, probs)  # (M, S, K)
+    for inc in incidents:
+        inc["evidence"] = evidence(counts, idx[inc["code"]], inc)
     m, s, k = np.nonzero(counts)
     t0 = datetime(START.year, START.month, START.day, tzinfo=NAIROBI).astimezone(timezone.utc).replace(tzinfo=None)
     minutes = [(t0 + timedelta(minutes=int(v))).strftime("%Y-%m-%d %H:%M:%S.000000") for v in range(M)]
@@ -152,6 +157,27 @@ def synthesise(days: int, per_day: int, seed: int, with_incidents: bool):
     dlv = [(minutes[a], "https://shop.example.co.ke/hook", names[c], int(v), 0, 150.0 * v)
            for a, c, v in zip(m.tolist(), k.tolist(), dcounts[m, k].tolist())]
     return txn, dlv, incidents
+
+
+def evidence(counts: np.ndarray, code: int, inc: dict) -> dict:
+    """What the data holds of an incident, as an oracle that knows its scope and span
+    would test it: the code's failures and all attempts inside the incident, against
+    the code's rate on that scope over the 24 hours before it (the last 30 minutes
+    left out, as detection does). ``score`` is -log10 of the plain binomial tail, the
+    most generous test there is (no rate variation, no search over windows)."""
+    scope = slice(None) if inc["sc"] is None else inc["sc"]
+    inside = counts[inc["start"]:inc["end"], scope].reshape(-1, counts.shape[-1])
+    before = counts[max(inc["start"] - 1440 - 30, 0):max(inc["start"] - 30, 0), scope].reshape(-1, counts.shape[-1])
+    x, n = int(inside[:, code].sum()), int(inside.sum())
+    p = (before[:, code].sum() + 0.5) / (before.sum() + 1.0)
+    return {"x": x, "n": n, "p": float(p), "score": float(-np.log10(max(binom.sf(x - 1, n, p), 1e-300)))}
+
+
+def ceiling_level(code: str) -> float:
+    """The warning level detection applies to one series of ``code`` in the bench's
+    data (warn_p shared over the all-shortcode series and each shortcode's)."""
+    warn, _crit = levels(DEFAULTS, np.array([1 + len(SHORTCODES)]))
+    return float(warn[0])
 
 
 def load(url: str, txn: list, dlv: list):
@@ -181,6 +207,7 @@ def score(alert_list: list[dict], incidents: list[dict], days: int, *, warmup_da
     """Found incidents (by day, by night), delays, false alarms per code per day."""
     fired = [a for a in alert_list if a["fired_at"]]
     found = {"day": [0, 0], "night": [0, 0]}
+    visible = {"day": [0, 0], "night": [0, 0]}  # the same, of the incidents the data can show (see evidence)
     delays = {"day": [], "night": []}
     used = set()
     missed = []
@@ -192,10 +219,13 @@ def score(alert_list: list[dict], incidents: list[dict], days: int, *, warmup_da
         hits = [a for a in fired if a["code"] == inc["code"] and a["detector"] == "rate"
                 and minute_of(a["started_at"]) <= inc["end"] + 30 and minute_of(a["fired_at"]) >= inc["start"]
                 and (inc["shortcode"] == "" or a["shortcode"] in ("", inc["shortcode"]))]
+        shows = "evidence" in inc and inc["evidence"]["score"] >= ceiling_level(inc["code"])
+        visible[part][1] += shows
         if not hits:
             missed.append(inc)
         if hits:
             found[part][0] += 1
+            visible[part][0] += shows
             delays[part].append(min(minute_of(a["fired_at"]) for a in hits) - inc["start"])
             used.update(a["id"] for a in hits)
     slow = [inc for inc in incidents if inc.get("slow")]
@@ -210,7 +240,7 @@ def score(alert_list: list[dict], incidents: list[dict], days: int, *, warmup_da
         if a["id"] not in used and minute_of(a["started_at"]) >= warmup_days * 1440:
             false[a["code"]] = false.get(a["code"], 0) + 1
     per_day = {c: v / (days - warmup_days) for c, v in false.items()}
-    return {"found": found, "delays": delays, "slow": (slow_found, len(slow)), "false_per_code_day": per_day,
+    return {"found": found, "visible": visible, "delays": delays, "slow": (slow_found, len(slow)), "false_per_code_day": per_day,
             "missed": missed}
 
 
@@ -265,14 +295,21 @@ def show(name: str, result: dict, days: int) -> None:
     print(f"    found by day           {f['day'][0]}/{f['day'][1]}  target all: {ok(f['day'][0] == f['day'][1])}")
     night_share = f["night"][0] / f["night"][1] if f["night"][1] else 1.0
     print(f"    found by night         {f['night'][0]}/{f['night'][1]}  target >= 80 %: {ok(night_share >= 0.8)}")
+    v = result["visible"]
+    if v["day"][1] + v["night"][1]:
+        print(f"    of those the data shows  day {v['day'][0]}/{v['day'][1]}, night {v['night'][0]}/{v['night'][1]}  "
+              f"(an oracle knowing scope and span, binomial tail >= the warning level)")
     print(f"    median delay           day {med_day:.0f} min, night {med_night:.0f} min  target day <= 10: "
           f"{ok(med_day <= 10)}  (by day: {', '.join(f'{v:.0f}' for v in sorted(d['day']))})")
     if result["slow"][1]:
         print(f"    slow rises of code 1   {result['slow'][0]}/{result['slow'][1]}")
     for inc in result["missed"]:
         size = f"{inc['mult']:.1f}x on {inc['shortcode']}" if "mult" in inc else f"{inc['rate']:.1%} on all"
+        ev = inc.get("evidence")
+        seen = (f"; the data holds {ev['x']} failures in {ev['n']} attempts, {ev['n'] * ev['p']:.1f} expected: "
+                f"oracle score {ev['score']:.1f} against the warning level {ceiling_level(inc['code']):.1f}") if ev else ""
         print(f"    missed                 {inc['code']} {size}, {inc['end'] - inc['start']} min "
-              f"{'at night' if inc['night'] else 'by day'}")
+              f"{'at night' if inc['night'] else 'by day'}{seen}")
     if result["false_per_code_day"]:
         print("    false alarms by code   " + ", ".join(f"{c} {v:.3f}" for c, v in
                                                      sorted(result["false_per_code_day"].items())))
