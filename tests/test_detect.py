@@ -240,3 +240,13 @@ def test_a_slow_rise_is_found_and_its_hours_start_on_the_clock(engine):
     assert [a["code"] for a in burns] == ["1"]
     started = datetime.fromisoformat(burns[0]["started_at"])
     assert rise[0] <= started and started.minute == 0
+
+
+def test_a_long_spike_is_one_rate_alert_not_also_a_slow_burn(engine):
+    """An hour of 1037 at four times its rate on every shortcode is a spike: the
+    rate detector's alert, without a slow-burn alert for the same incident."""
+    t0 = START + timedelta(days=9, hours=12)
+    load_traffic(engine, hours=9 * 24 + 20, incidents=(("1037", None, t0, t0 + timedelta(hours=1), 0.28),))
+    detect(engine)
+    found = [(a["detector"], a["code"]) for a in list_alerts(engine, include_resolved=True) if a["code"] == "1037"]
+    assert found == [("rate", "1037")]

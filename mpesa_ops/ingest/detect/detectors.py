@@ -191,8 +191,9 @@ def severity_of(score: np.ndarray, warn: np.ndarray, crit: np.ndarray) -> np.nda
 
 
 def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pending_until_t: int):
-    """Flags of the rate and pending detectors for buckets >= from_t, and the model
-    (pass two: baselines without the buckets pass one found anomalous)."""
+    """Flags of the rate and pending detectors for buckets >= from_t, the model (pass
+    two: baselines without the buckets pass one found anomalous), and the (rows, T)
+    mask of the buckets found anomalous (spikes)."""
     eligible = np.zeros(s.x.shape, dtype=bool)
     eligible[:, max(from_t - 12, 0):] = True  # a little before from_t, so episodes crossing it start right
     pending_rows = [i for i, c in enumerate(s.codes) if c == PENDING_CODE and s.sources[i] == TXN]
@@ -208,7 +209,7 @@ def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pen
         model = RateModel(s, cfg, first_t, excluded)
         best = rate_scores(model, eligible, warn)
     sev = severity_of(best["score"], warn, crit)
-    return _route(s, cfg, model, best, sev), model
+    return _route(s, cfg, model, best, sev), model, sev > 0
 
 
 def _route(s: Series, cfg: DetectSettings, model: RateModel, best: dict, sev: np.ndarray) -> list[Flags]:
@@ -272,8 +273,14 @@ def _flags(key: tuple, items: list) -> Flags:
                  arr[3].astype(np.int64), arr[4], arr[5], arr[6], arr[7], arr[8].astype(np.int64))
 
 
-def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int) -> list[Flags]:
+def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int,
+                    spikes: np.ndarray | None = None) -> list[Flags]:
     """One-sided CUSUM per code (all shortcodes, transactions) on hourly counts.
+
+    Buckets the rate detector found anomalous for the code (``spikes``, any of its
+    series) are left out of the hourly counts: a spike already has its alert, and
+    without this a long one also pushed the CUSUM over its level, a second alert for
+    the same incident that outlived it by hours.
 
     Hour h is compared with the rate of the ``slow_reference_days`` ending
     ``slow_reference_lag_hours`` before it; z is standardised with the same
@@ -290,7 +297,9 @@ def slow_burn_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int
               and s.codes[i] != PENDING_CODE):
         x = np.zeros(H * BUCKETS_PER_HOUR)
         n = np.zeros(H * BUCKETS_PER_HOUR)
-        x[pad:pad + s.T], n[pad:pad + s.T] = s.x[r], s.n[s.den[r]]
+        same = [i for i in s.rows(s.codes[r]) if s.sources[i] == TXN]
+        keep = 1.0 if spikes is None else ~spikes[same].any(axis=0)
+        x[pad:pad + s.T], n[pad:pad + s.T] = s.x[r] * keep, s.n[s.den[r]] * keep
         xh, nh = x.reshape(H, -1).sum(1), n.reshape(H, -1).sum(1)
         cx, cn = _cum(xh), _cum(nh)
         h = np.arange(H)

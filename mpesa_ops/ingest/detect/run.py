@@ -102,8 +102,8 @@ def _detect(engine, cfg: DetectSettings, now, since, wall, report: DetectReport)
     now_t = bucket_of(now) - s.t0
     pending_until_t = bucket_of(now - timedelta(minutes=cfg.pending_after_minutes)) - s.t0
 
-    rate, model = rate_flags(s, cfg, first_t=first_t, from_t=from_t, pending_until_t=pending_until_t)
-    flags = rate + slow_burn_flags(s, cfg, first_t=first_t, from_t=from_t) \
+    rate, model, spikes = rate_flags(s, cfg, first_t=first_t, from_t=from_t, pending_until_t=pending_until_t)
+    flags = rate + slow_burn_flags(s, cfg, first_t=first_t, from_t=from_t, spikes=spikes) \
         + volume_flags(s, cfg, from_t=from_t, complete_until_t=now_t)
     computed = []
     for f in flags:
