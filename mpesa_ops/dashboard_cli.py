@@ -14,10 +14,10 @@ import tomllib
 from pathlib import Path
 
 from mpesa_ops.cli_args import positive_int
+from mpesa_ops.dashboard.nav import ROLES
 
 APP = Path(__file__).parent / "dashboard" / "app.py"
 REPO_CONFIG = Path(__file__).parent.parent / ".streamlit" / "config.toml"
-ROLES = ("support", "finance", "engineer", "admin")
 FORCED = {"server.headless": "true", "browser.gatherUsageStats": "false", "server.fileWatcherType": "none",
           "client.toolbarMode": "viewer"}
 

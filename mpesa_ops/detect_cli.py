@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from mpesa_ops.cli_args import aware_time, positive_int
+from mpesa_ops.formatting import pct
 
 
 def _iso(value) -> str | None:
@@ -54,7 +55,7 @@ def cmd_detect(args) -> int:
 
 
 def _pct(value) -> str:
-    return "" if value is None else f"{value * 100:.1f}%"
+    return pct(value, missing="")
 
 
 def readable(alert: dict) -> dict:

@@ -19,7 +19,6 @@ from mpesa_ops.dashboard import nav
 from mpesa_ops.ingest.db import open_store
 from mpesa_ops.ingest.schema import alerts, transactions
 
-ROLES = ("support", "finance", "engineer", "admin")
 MASKED = re.compile(r"^\d{4}•+\d{3}$")
 FULL = re.compile(r"^254\d{9}$")
 
@@ -50,7 +49,7 @@ def table(at: AppTest, column: str) -> pd.DataFrame:
     raise AssertionError(f"no table with a {column!r} column")
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", nav.ROLES)
 def test_every_page_of_a_role_renders_on_the_demo_store_and_no_other_page_exists(app, demo_url, role):
     at = app(demo_url, role)
     for pdef in nav.PAGES:
@@ -63,7 +62,7 @@ def test_every_page_of_a_role_renders_on_the_demo_store_and_no_other_page_exists
         assert not [i for i in at.info if "holds no payments" in i.value], pdef.name
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", nav.ROLES)
 def test_every_page_on_an_empty_store_says_how_to_load_data(app, empty_url, role):
     at = app(empty_url, role)
     for pdef in nav.pages_for(role):

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import write_jsonl
 from mpesa_ops.dashboard import webhook_queries as wq
+from mpesa_ops.dashboard.queries import rollup_for
 from mpesa_ops.ingest.db import open_store
 from mpesa_ops.ingest.run import ingest_paths
 from mpesa_ops.ingest.schema import delivery_rollup_hour, delivery_rollup_minute
@@ -63,8 +64,8 @@ def test_delivery_queries(engine, tmp_path):
     with engine.connect() as conn:
         stored = conn.execute(delivery_rollup_minute.select()).mappings().all()
     assert df["deliveries"].sum() == sum(r["deliveries"] for r in stored) > 300
-    assert wq.delivery_rollup_for(DAY_START, DAY_START + timedelta(hours=6)) is delivery_rollup_minute
-    assert wq.delivery_rollup_for(DAY_START, DAY_END) is delivery_rollup_hour
+    assert rollup_for(DAY_START, DAY_START + timedelta(hours=6), wq.DELIVERY_ROLLUPS) is delivery_rollup_minute
+    assert rollup_for(DAY_START, DAY_END, wq.DELIVERY_ROLLUPS) is delivery_rollup_hour
     week = wq.delivery_outcomes(engine, DAY_START - timedelta(days=3), DAY_END + timedelta(days=3))
     assert week["deliveries"].sum() == df["deliveries"].sum() and set(week["bucket"].dt.minute) == {0}
     shop = wq.delivery_outcomes(engine, DAY_START, DAY_END, SHOP)

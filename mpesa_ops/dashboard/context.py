@@ -13,9 +13,8 @@ import sqlalchemy
 import streamlit as st
 
 from mpesa_ops.config import ConfigError, load_secrets, section, setting
-from mpesa_ops.dashboard import redact
+from mpesa_ops.dashboard import nav, redact
 
-ROLES = ("support", "finance", "engineer", "admin")
 ROLE_ENV = "MPESA_OPS_ROLE"
 DEFAULT_TZ = "Africa/Nairobi"
 PHONE_ROLES = frozenset({"support", "admin"})  # finance and engineers see 2547•••••123
@@ -108,8 +107,8 @@ def _role_of_user(secrets: dict) -> str | None:
 
 def _checked(value, where: str) -> str:
     value = str(value).strip().lower()
-    if value not in ROLES:
-        st.error(f"{where}: role {value!r} is not one of {', '.join(ROLES)}. Set a valid role and reload.")
+    if value not in nav.ROLES:
+        st.error(f"{where}: role {value!r} is not one of {', '.join(nav.ROLES)}. Set a valid role and reload.")
         st.stop()
     return value
 
@@ -236,20 +235,6 @@ def _zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _cached_latest(url: str) -> datetime | None:
-    from mpesa_ops.dashboard import queries
-
-    return queries.latest_bucket(engine())
-
-
-@st.cache_data(ttl=300, show_spinner=False)
-def _cached_shortcodes(url: str) -> list[str]:
-    from mpesa_ops.dashboard import queries
-
-    return queries.shortcodes(engine())
-
-
 def _current() -> dict[str, str]:
     """The session's filter values, taking the URL's when it changed under us."""
     url = _url_filters()
@@ -330,8 +315,6 @@ def _allow_page() -> None:
     """Stop a page the viewer's role may not see. The router does not register such
     pages, and the page folder is views/, not Streamlit's automatic pages/, so no URL
     reaches one; this guard holds even if a page file is run by itself."""
-    from mpesa_ops.dashboard import nav
-
     name, current = _running_page(), role()
     if name and not nav.may_open(name, current):
         st.error(f"This page is not available to the {current} role.")
@@ -341,9 +324,11 @@ def _allow_page() -> None:
 def filters() -> Filters:
     """The sidebar's time range, time zone and shortcode, mirrored in st.query_params.
     Every page calls it first: it also stops a page the viewer's role may not see."""
+    from mpesa_ops.dashboard import data
+
     _allow_page()
     values = _current()
-    eng = engine()
+    known_shortcodes, latest = data.shortcodes(), data.latest_bucket()
     side = st.sidebar
     st.session_state["f_range"] = values["range"]
     options = list(RANGES) + (["window"] if values["range"] == "window" else [])
@@ -361,13 +346,13 @@ def filters() -> Filters:
         side.caption(f"Window {first:%d %b %H:%M} – {last:%d %b %H:%M}")
     st.session_state["f_tz"] = values["tz"]
     side.selectbox("Time zone", _zones(), key="f_tz", on_change=_on_tz)
-    codes = [ALL_SHORTCODES] + _cached_shortcodes(str(eng.url))
+    codes = [ALL_SHORTCODES] + known_shortcodes
     if values.get("shortcode") and values["shortcode"] not in codes:
         codes.append(values["shortcode"])
     st.session_state["f_shortcode"] = values.get("shortcode") or ALL_SHORTCODES
     side.selectbox("Shortcode", codes, key="f_shortcode", on_change=_on_shortcode)
 
-    start, end, note = _window(values, datetime.now(timezone.utc), _cached_latest(str(eng.url)))
+    start, end, note = _window(values, datetime.now(timezone.utc), latest)
     if note:
         side.caption(note)
     _mirror(values)
@@ -401,18 +386,12 @@ def link_params(f: Filters, *, start: datetime | None = None, end: datetime | No
 
 # --- empty store ---
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _has_data(url: str) -> bool:
-    from mpesa_ops.dashboard import queries
-
-    return queries.has_payments(engine())
-
-
 def empty_store_notice() -> bool:
     """When the store holds no payments: say how to load some and return True."""
+    from mpesa_ops.dashboard import data
     from mpesa_ops.ingest.db import resolve_url
 
-    if _has_data(str(engine().url)):
+    if data.has_payments():
         return False
     url = resolve_url(None)
     db = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else "$MPESA_OPS_DB"

@@ -4,9 +4,8 @@ registered with st.navigation, so its URL does not open either."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-APP_DIR = Path(__file__).parent
+ROLES = ("support", "finance", "engineer", "admin")
 
 
 @dataclass(frozen=True)
@@ -17,11 +16,9 @@ class PageDef:
     roles: frozenset[str]
 
 
-_ALL = frozenset({"support", "finance", "engineer", "admin"})
-
 PAGES: tuple[PageDef, ...] = (
-    PageDef("overview", "Overview", ":material/monitoring:", _ALL),
-    PageDef("alerts", "Alerts", ":material/notifications_active:", _ALL),
+    PageDef("overview", "Overview", ":material/monitoring:", frozenset(ROLES)),
+    PageDef("alerts", "Alerts", ":material/notifications_active:", frozenset(ROLES)),
     PageDef("failures", "Failed payments", ":material/search:", frozenset({"support", "engineer", "admin"})),
     PageDef("finance", "Finance", ":material/payments:", frozenset({"finance", "admin"})),
     PageDef("gateway_errors", "Gateway errors", ":material/error:", frozenset({"engineer", "admin"})),

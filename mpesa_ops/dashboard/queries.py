@@ -21,11 +21,13 @@ from mpesa_ops.ingest.schema import (alerts, detection_runs, load_runs, result_e
 
 MINUTE_ROLLUP_MAX = timedelta(hours=12)  # longer ranges chart hours or days: they read hour rows
 FAILED = ("failed", "rejected")  # a result code that failed, or a request the gateway refused
+PAYMENT_ROLLUPS = (txn_rollup_minute, txn_rollup_hour)
 
 
-def rollup_for(start: datetime, end: datetime):
-    """The rollup table a chart of [start, end) reads."""
-    return txn_rollup_minute if end - start <= MINUTE_ROLLUP_MAX else txn_rollup_hour
+def rollup_for(start: datetime, end: datetime, rollups=PAYMENT_ROLLUPS):
+    """The table of rollups (minute, hour) a chart of [start, end) reads."""
+    minute, hour = rollups
+    return minute if end - start <= MINUTE_ROLLUP_MAX else hour
 
 
 def grain(start: datetime, end: datetime) -> timedelta:
@@ -94,10 +96,10 @@ def freshness(engine: Engine) -> dict:
 
 # --- rollup reads (charts) ---
 
-def _rollup_where(t, start: datetime, end: datetime, shortcode: str | None):
+def _rollup_where(t, start: datetime, end: datetime, **equal: str | None):
+    """Buckets in [start, end) whose named columns hold the given values (None: any value)."""
     cond = [t.c.bucket >= start, t.c.bucket < end]
-    if shortcode is not None:
-        cond.append(t.c.shortcode == shortcode)
+    cond += [t.c[name] == value for name, value in equal.items() if value is not None]
     return and_(*cond)
 
 
@@ -106,7 +108,7 @@ def outcomes(engine: Engine, start: datetime, end: datetime, shortcode: str | No
     outcome's family. Columns: bucket, status, outcome, family, attempts, amount_cents."""
     t = rollup_for(start, end)
     stmt = (select(t.c.bucket, t.c.status, t.c.outcome, func.sum(t.c.attempts), func.sum(t.c.amount_cents))
-            .where(_rollup_where(t, start, end, shortcode)).group_by(t.c.bucket, t.c.status, t.c.outcome))
+            .where(_rollup_where(t, start, end, shortcode=shortcode)).group_by(t.c.bucket, t.c.status, t.c.outcome))
     df = _times(_frame(engine, stmt, ["bucket", "status", "outcome", "attempts", "amount_cents"]), "bucket")
     df["attempts"] = df["attempts"].astype("int64")
     df["amount_cents"] = df["amount_cents"].fillna(0).astype("int64")
@@ -118,7 +120,7 @@ def by_shortcode(engine: Engine, start: datetime, end: datetime) -> pd.DataFrame
     """Attempts and amounts per shortcode, status and outcome over [start, end)."""
     t = rollup_for(start, end)
     stmt = (select(t.c.shortcode, t.c.status, t.c.outcome, func.sum(t.c.attempts), func.sum(t.c.amount_cents))
-            .where(_rollup_where(t, start, end, None)).group_by(t.c.shortcode, t.c.status, t.c.outcome))
+            .where(_rollup_where(t, start, end)).group_by(t.c.shortcode, t.c.status, t.c.outcome))
     df = _frame(engine, stmt, ["shortcode", "status", "outcome", "attempts", "amount_cents"])
     df["attempts"] = df["attempts"].astype("int64")
     df["amount_cents"] = df["amount_cents"].fillna(0).astype("int64")
@@ -159,7 +161,7 @@ def code_rate(engine: Engine, code: str, start: datetime, end: datetime, shortco
     t = txn_rollup_minute
     hit = func.sum(case((t.c.outcome == code, t.c.attempts), else_=0))
     stmt = (select(t.c.bucket, func.sum(t.c.attempts), hit)
-            .where(_rollup_where(t, start, end, shortcode or None), t.c.status != "pending")
+            .where(_rollup_where(t, start, end, shortcode=shortcode or None), t.c.status != "pending")
             .group_by(t.c.bucket).order_by(t.c.bucket))
     df = _times(_frame(engine, stmt, ["bucket", "attempts", "failures"]), "bucket")
     return df.astype({"attempts": "int64", "failures": "int64"})

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from mpesa_ops.ingest import fields
+
 HIDDEN = "•••"
 DOT = "•"
 SECRET_WORDS = ("linkid", "apikey", "secret", "token", "password", "authorization", "authorisation")
@@ -50,14 +52,12 @@ def mask_phone(msisdn: str | None) -> str:
     return s[:4] + DOT * (len(s) - 7) + s[-3:]
 
 
-def national(phone: str | None) -> str | None:
-    """The 9-digit national part of a Kenyan number in any common shape, else None."""
-    digits = re.sub(r"\D", "", str(phone or ""))
-    if len(digits) == 12 and digits.startswith("254"):
-        return digits[3:]
-    if len(digits) == 10 and digits.startswith("0"):
-        return digits[1:]
-    return digits if len(digits) == 9 else None
+def _kenyan(digits: str) -> str | None:
+    """254XXXXXXXXX when the digits are a Kenyan mobile number in a shape fields.msisdn reads, else None."""
+    try:
+        return fields.msisdn(digits)
+    except fields.FieldError:
+        return None
 
 
 def _mask_digits(text: str) -> str:
@@ -76,11 +76,12 @@ def mask_phones(text: str, phones: Iterable[str | None] = ()) -> str:
                            text)
     parts, whole = set(), set()
     for phone in wanted:
-        part = national(phone)
-        if part:
-            parts.add(part)
-        elif len(re.sub(r"\D", "", phone)) >= 7:
-            whole.add(re.sub(r"\D", "", phone))
+        digits = re.sub(r"\D", "", phone)
+        number = _kenyan(digits)
+        if number:
+            parts.add(number[3:])  # the national 9 digits
+        elif len(digits) >= 7:
+            whole.add(digits)
     for number in sorted(whole, key=len, reverse=True):
         text = text.replace(number, mask_phone(number))
     for part in sorted(parts):

@@ -1,4 +1,4 @@
-"""Small pieces several pages draw: money and rate formats, the table of payments as a
+"""Small pieces several pages draw: money formats, the table of payments as a
 viewer may see it (phones masked per role), CSV export, a code's guide."""
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ def kes(cents: int | float | None) -> str:
     if abs(value) >= 1_000_000:
         return f"KES {value / 1_000_000:,.2f} M"
     return f"KES {value:,.0f}" if abs(value) >= 10_000 else f"KES {value:,.2f}"
-
-
-def pct(rate: float | None, digits: int = 1) -> str:
-    return "–" if rate is None or pd.isna(rate) else f"{rate * 100:.{digits}f}%"
 
 
 def change(now: float | None, before: float | None, *, as_points: bool = False) -> str | None:

@@ -16,7 +16,7 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine, and_, func, select
 
-from mpesa_ops.dashboard.queries import MINUTE_ROLLUP_MAX, _frame
+from mpesa_ops.dashboard.queries import _frame, _rollup_where, rollup_for
 from mpesa_ops.ingest.schema import delivery_rollup_hour, delivery_rollup_minute
 from mpesa_ops.ingest.schema import webhook_deliveries as wd
 from mpesa_ops.ingest.verdicts import SIGNATURE_FAILURE
@@ -25,11 +25,7 @@ from mpesa_ops.signatures import _body_variants  # the same byte forms the diagn
 UNDIAGNOSED = "undiagnosed"  # a signature failure with no stored verdict
 DELIVERED = "delivered"
 PAGE_SIZE = 200
-
-
-def delivery_rollup_for(start: datetime, end: datetime):
-    """The rollup a chart of [start, end) reads: minutes up to MINUTE_ROLLUP_MAX, hours beyond."""
-    return delivery_rollup_minute if end - start <= MINUTE_ROLLUP_MAX else delivery_rollup_hour
+DELIVERY_ROLLUPS = (delivery_rollup_minute, delivery_rollup_hour)
 
 
 # --- delivery health (rollups) ---
@@ -44,13 +40,11 @@ def endpoints(engine: Engine) -> list[str]:
 def delivery_outcomes(engine: Engine, start: datetime, end: datetime, url: str | None = None) -> pd.DataFrame:
     """Deliveries per bucket, endpoint and outcome in [start, end). Columns: bucket (UTC),
     url, outcome ("delivered" or the error class), deliveries, retries, latency_ms_sum."""
-    t = delivery_rollup_for(start, end)
-    cond = [t.c.bucket >= start, t.c.bucket < end]
-    if url is not None:
-        cond.append(t.c.url == url)
+    t = rollup_for(start, end, DELIVERY_ROLLUPS)
     stmt = (select(t.c.bucket, t.c.url, t.c.outcome, func.sum(t.c.deliveries), func.sum(t.c.retries),
                    func.sum(t.c.latency_ms_sum))
-            .where(and_(*cond)).group_by(t.c.bucket, t.c.url, t.c.outcome).order_by(t.c.bucket))
+            .where(_rollup_where(t, start, end, url=url))
+            .group_by(t.c.bucket, t.c.url, t.c.outcome).order_by(t.c.bucket))
     df = _frame(engine, stmt, ["bucket", "url", "outcome", "deliveries", "retries", "latency_ms_sum"])
     df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
     df["deliveries"] = df["deliveries"].astype("int64")

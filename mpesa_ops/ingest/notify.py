@@ -28,6 +28,7 @@ import httpx
 from sqlalchemy import and_, select, update
 
 from mpesa_ops.config import ConfigError, section
+from mpesa_ops.formatting import pct
 from mpesa_ops.ingest.schema import alert_notifications, alerts
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -107,7 +108,7 @@ def queue(conn, alert_id: int, event: str, severity: str, targets: list[Target],
 
 
 def _pct(value) -> str:
-    return "?" if value is None else f"{value * 100:.2f}%"
+    return pct(value, digits=2, missing="?")
 
 
 def message_text(event: str, alert: dict) -> str:

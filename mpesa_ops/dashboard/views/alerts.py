@@ -15,6 +15,7 @@ import streamlit as st
 from mpesa_ops import catalogue
 from mpesa_ops.alert_figures import counted_window, figures
 from mpesa_ops.dashboard import context, data, nav, ui
+from mpesa_ops.formatting import pct
 
 ACTORS = frozenset({"engineer", "admin"})
 RECENT = 20  # resolved alerts shown below the open ones
@@ -24,27 +25,39 @@ SILENCE_FOR = {"1 hour": timedelta(hours=1), "4 hours": timedelta(hours=4), "24 
 _ORDER = {"firing": 0, "pending": 1, "resolved": 2}
 
 
+def _end_of(alert: dict) -> datetime:
+    """When the alert ended: resolved, or the end of the last bucket that was still anomalous."""
+    return alert["ended_at"] or alert["last_seen_at"] + timedelta(minutes=5)
+
+
 def ordered(alerts: list[dict], f: context.Filters) -> list[dict]:
     """Open alerts (firing, then pending), then the latest resolved ones that overlap the range."""
     open_ = [a for a in alerts if a["status"] != "resolved"]
-    done = [a for a in alerts if a["status"] == "resolved" and a["started_at"] < f.end
-            and (a["ended_at"] or a["last_seen_at"]) >= f.start]
+    done = [a for a in alerts if a["status"] == "resolved" and a["started_at"] < f.end and _end_of(a) >= f.start]
     open_.sort(key=lambda a: (_ORDER.get(a["status"], 3), a["severity"] != "critical", -a["started_at"].timestamp()))
     done.sort(key=lambda a: a["started_at"], reverse=True)
     return open_ + done[:RECENT]
 
 
+def detector_series(alert: dict) -> pd.DataFrame | None:
+    """The series the detector kept (None when it kept none): columns at (UTC, the start
+    of each bucket), failures, attempts, baseline."""
+    details = alert.get("details") or {}
+    if not details.get("series"):
+        return None
+    df = pd.DataFrame(details["series"], columns=details.get("series_columns")
+                      or ["bucket_start", "failures", "attempts", "baseline_rate"])
+    return pd.DataFrame({"at": pd.to_datetime(df["bucket_start"], utc=True), "failures": df["failures"],
+                         "attempts": df["attempts"], "baseline": df["baseline_rate"]})
+
+
 def rate_series(alert: dict) -> pd.DataFrame:
     """Columns at (UTC), failures, attempts, baseline: the detector's own series when it
     kept one (webhook codes too), else the code's rate from the minute rollup."""
-    details = alert.get("details") or {}
-    if details.get("series"):
-        df = pd.DataFrame(details["series"], columns=details.get("series_columns")
-                          or ["bucket_start", "failures", "attempts", "baseline_rate"])
-        return pd.DataFrame({"at": pd.to_datetime(df["bucket_start"], utc=True), "failures": df["failures"],
-                             "attempts": df["attempts"], "baseline": df["baseline_rate"]})
-    end_of = alert["ended_at"] or alert["last_seen_at"]
-    df = data.code_rate(alert["code"], alert["started_at"] - timedelta(hours=3), end_of + timedelta(hours=1),
+    series = detector_series(alert)
+    if series is not None:
+        return series
+    df = data.code_rate(alert["code"], alert["started_at"] - timedelta(hours=3), _end_of(alert) + timedelta(hours=1),
                         alert["shortcode"] or None)
     per = df.assign(at=df["bucket"].dt.floor(pd.Timedelta(minutes=5))).groupby("at", as_index=False)[
         ["attempts", "failures"]].sum()
@@ -83,15 +96,13 @@ def volume_series(alert: dict) -> pd.DataFrame:
     """Columns at (UTC, the end of each window) and payments: the payments requested in
     the window_minutes up to each 5-minute bucket of the detector's series, as it counts
     them; empty when the alert kept no series."""
-    details = alert.get("details") or {}
-    if not details.get("series"):
+    series = detector_series(alert)
+    if series is None:
         return pd.DataFrame(columns=["at", "payments"])
-    df = pd.DataFrame(details["series"], columns=details.get("series_columns")
-                      or ["bucket_start", "failures", "attempts", "baseline_rate"])
-    step = pd.Timedelta(minutes=details.get("bucket_minutes") or 5)
+    step = pd.Timedelta(minutes=alert["details"].get("bucket_minutes") or 5)
     per = max(int(pd.Timedelta(minutes=alert["window_minutes"] or 30) / step), 1)
-    payments = df["attempts"].astype("float64").rolling(per, min_periods=per).sum()
-    out = pd.DataFrame({"at": pd.to_datetime(df["bucket_start"], utc=True) + step, "payments": payments})
+    payments = series["attempts"].astype("float64").rolling(per, min_periods=per).sum()
+    out = pd.DataFrame({"at": series["at"] + step, "payments": payments})
     return out.dropna().reset_index(drop=True)
 
 
@@ -166,8 +177,8 @@ def figures_line(alert: dict, tz: str) -> str:
     if alert["detector"] == "volume":
         share = alert["observed_rate"]
         return (f"{fig['observed']:,} payments in the last {minutes} minutes ({_span(start, end, tz)}) against "
-                f"about {fig['expected']:,} expected ({ui.pct(share, 0)} of normal)")
-    rates = f"{ui.pct(alert['observed_rate'])} against {ui.pct(alert['baseline_rate'])}"
+                f"about {fig['expected']:,} expected ({pct(share, 0)} of normal)")
+    rates = f"{pct(alert['observed_rate'])} against {pct(alert['baseline_rate'])}"
     if alert["detector"] == "pending":
         return (f"{alert['failures']:,} of {alert['attempts']:,} payments requested {_span(start, end, tz)} "
                 f"still pending after {pending_after()} minutes: {rates}")
@@ -217,10 +228,6 @@ def drill_down(alert: dict, f: context.Filters, role: str) -> None:
     st.page_link(nav.page_path(page_name), icon=":material/arrow_forward:", label=label,
                  query_params=context.link_params(f, start=start, end=end, shortcode=alert["shortcode"] or None,
                                                   code=alert["code"], **extra))
-
-
-def _end_of(alert: dict) -> datetime:
-    return alert["ended_at"] or alert["last_seen_at"] + timedelta(minutes=5)
 
 
 def one(alert: dict, index: int, f: context.Filters, role: str) -> None:

@@ -8,8 +8,6 @@ not only failures), page (1-based), txn (the payment opened)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
 import streamlit as st
 
@@ -20,16 +18,6 @@ PAGE_SIZE = 50
 COUNT_CAP = 10_000  # counted exactly up to here, then shown as "10,000+"
 ANY = "Any"
 _PARAMS = {"q": "fl_q", "code": "fl_code", "family": "fl_family", "all": "fl_all", "page": "fl_page"}
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def _page(store: str, start: datetime, end: datetime, shortcode: str | None, codes: tuple[str, ...] | None,
-          search: str, failures_only: bool, offset: int) -> tuple[pd.DataFrame, int]:
-    engine = context.engine()
-    kwargs = dict(start=start, end=end, shortcode=shortcode, codes=None if codes is None else list(codes),
-                  search=search, failures_only=failures_only)
-    return (queries.payments_page(engine, limit=PAGE_SIZE, offset=offset, **kwargs),
-            queries.payments_count(engine, cap=COUNT_CAP, **kwargs))
 
 
 def _seed_from_url() -> None:
@@ -62,14 +50,13 @@ def _first_page() -> None:
     st.session_state["fl_page"] = 1
 
 
-def _codes(f: context.Filters, code: str, family: str) -> tuple[str, ...] | None:
+def _codes(seen: pd.DataFrame, code: str, family: str) -> tuple[str, ...] | None:
     """The outcomes a code or family filter means: a family is the catalogue's codes of
-    it plus any other outcome seen in the range that maps to it."""
+    it plus any other outcome ``seen`` in the range (a data.outcomes frame) that maps to it."""
     if code != ANY:
         return (code,)
     if family == ANY:
         return None
-    seen = data.outcomes(f)
     known = {info.code for info in catalogue.all_codes() if info.family == family}
     return tuple(sorted(known | set(seen.loc[seen["family"] == family, "outcome"])))
 
@@ -98,10 +85,10 @@ def render() -> None:
     if search:  # a receipt exists only on a paid payment: the one looked for, whatever its status
         st.caption("A search looks at every status (paid, pending and failed) and all time; "
                    "the code, family and shortcode filters still apply.")
-    codes = _codes(f, code, family)
+    codes = _codes(seen, code, family)
     page_no = max(1, st.session_state["fl_page"])
-    rows, total = _page(data.url(), f.start, f.end, f.shortcode, codes, search, not (everything or search),
-                        (page_no - 1) * PAGE_SIZE)
+    rows, total = data.payments(f, codes, search, not (everything or search), limit=PAGE_SIZE,
+                                offset=(page_no - 1) * PAGE_SIZE, cap=COUNT_CAP)
     pages = max(1, -(-total // PAGE_SIZE))
     if page_no > pages:
         st.session_state["fl_page"] = page_no = pages

@@ -14,6 +14,7 @@ import plotly.express as px
 import streamlit as st
 
 from mpesa_ops.dashboard import context, data, queries, ui
+from mpesa_ops.formatting import pct
 
 CODE = "1"  # insufficient funds
 
@@ -41,7 +42,7 @@ def headline(now: pd.DataFrame, before: pd.DataFrame, *, compare: bool) -> None:
     cols = st.columns(3)
     cols[0].metric("Insufficient funds", f"{a['count']:,}", delta(a["count"], b["count"]), delta_color="inverse",
                    help="Payments that ended in M-Pesa result 1; the change is against the period just before.")
-    cols[1].metric("Share of payments", ui.pct(a["share"]), delta(a["share"], b["share"], as_points=True),
+    cols[1].metric("Share of payments", pct(a["share"]), delta(a["share"], b["share"], as_points=True),
                    delta_color="inverse")
     cols[2].metric("KES not collected", ui.kes(a["cents"]), delta(a["cents"], b["cents"]), delta_color="inverse",
                    help="The amounts those payments asked for.")
@@ -194,7 +195,7 @@ def collected_vs_lost(now: pd.DataFrame, impossible: pd.DataFrame) -> None:
     lost = fam.loc[fam["family"] != "success", "amount_cents"].sum()
     kept = fam.loc[fam["family"] == "success", "amount_cents"].sum()
     st.caption(f"Collected {ui.kes(kept)}; asked for but not collected {ui.kes(lost)} "
-               f"({ui.pct(lost / (lost + kept) if lost + kept else None)} of the value asked).")
+               f"({pct(lost / (lost + kept) if lost + kept else None)} of the value asked).")
     if len(impossible):
         st.caption(f"Left out: {ui.kes(impossible['amount_cents'].sum())} asked by "
                    f"{int(impossible['attempts'].sum()):,} refused requests whose amount no payment can have "

@@ -9,6 +9,7 @@ import streamlit as st
 from mpesa_ops import catalogue
 from mpesa_ops.dashboard import context, data, nav, queries, ui
 from mpesa_ops.dashboard.views.overview import http_family
+from mpesa_ops.formatting import pct
 
 
 def render() -> None:
@@ -22,7 +23,7 @@ def render() -> None:
     count = int(refused["attempts"].sum())
     cols = st.columns(3)
     cols[0].metric("Requests refused", f"{count:,}")
-    cols[1].metric("Share of requests", ui.pct(count / total if total else None, 2))
+    cols[1].metric("Share of requests", pct(count / total if total else None, 2))
     cols[2].metric("Codes", f"{refused['outcome'].nunique():,}")
     if refused.empty:
         st.info("The gateway refused no request in this range.")

@@ -12,6 +12,7 @@ import streamlit as st
 
 from mpesa_ops import catalogue
 from mpesa_ops.dashboard import context, data, nav, queries, ui
+from mpesa_ops.formatting import pct
 
 
 @st.fragment(run_every=60)
@@ -24,7 +25,7 @@ def live_status(tz: str) -> None:
             info = catalogue.lookup(alert["code"])
             where = f" on {alert['shortcode']}" if alert["shortcode"] else ""
             st.error(f"**{alert['severity'].upper()}** · code {alert['code']} ({info.title}){where}: "
-                     f"{ui.pct(alert['observed_rate'])} against a baseline of {ui.pct(alert['baseline_rate'])} "
+                     f"{pct(alert['observed_rate'])} against a baseline of {pct(alert['baseline_rate'])} "
                      f"since {ui.when(alert['started_at'], tz, '%d %b %H:%M')}",
                      icon=":material/notifications_active:")
         if len(firing) > 3:
@@ -53,12 +54,12 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def headline(f: context.Filters) -> None:
-    now, before = queries.totals(data.outcomes(f)), queries.totals(data.outcomes(f, previous=True))
+def headline(f: context.Filters, outcomes: pd.DataFrame) -> None:
+    now, before = queries.totals(outcomes), queries.totals(data.outcomes(f, previous=True))
     a, b, c, d = st.columns(4)
     a.metric("Payments", f"{now['payments']:,}", ui.change(now["payments"], before["payments"]),
              help="STK Push requests made in the range; the change is against the period just before it.")
-    b.metric("Success rate", ui.pct(now["success_rate"]),
+    b.metric("Success rate", pct(now["success_rate"]),
              ui.change(now["success_rate"], before["success_rate"], as_points=True),
              help="Paid, out of the payments that have an outcome (pending ones are left out).")
     c.metric("Value collected", ui.kes(now["collected_cents"]),
@@ -68,8 +69,7 @@ def headline(f: context.Filters) -> None:
              delta_color="inverse")
 
 
-def failure_chart(f: context.Filters, role: str) -> None:
-    df = data.outcomes(f)
+def failure_chart(f: context.Filters, df: pd.DataFrame, role: str) -> None:
     step = queries.grain(f.start, f.end)
     st.subheader("Failure rate by family")
     st.caption(f"Share of payments with an outcome that failed, per {context.span_words(step)}, "
@@ -107,7 +107,7 @@ def failure_chart(f: context.Filters, role: str) -> None:
     for row in codes.itertuples():
         left, right = st.columns([3, 1])
         left.write(f"`{row.outcome}` {catalogue.lookup(row.outcome).title} · {row.family} · "
-                   f"**{row.attempts:,}** ({ui.pct(row.attempts / total.sum())} of payments)")
+                   f"**{row.attempts:,}** ({pct(row.attempts / total.sum())} of payments)")
         if can_drill:
             right.page_link(nav.page_path("failures"), label="Payments", icon=":material/arrow_forward:",
                             query_params=context.link_params(f, code=row.outcome))
@@ -124,8 +124,7 @@ def http_family(code: str) -> str:
     return f"other HTTP {str(status)[0]}xx"
 
 
-def gateway_errors(f: context.Filters, role: str) -> None:
-    df = data.outcomes(f)
+def gateway_errors(df: pd.DataFrame, role: str) -> None:
     refused = df[df["status"] == "rejected"]
     st.subheader("Gateway API errors")
     if refused.empty:
@@ -159,9 +158,10 @@ def render() -> None:
     if context.empty_store_notice():
         return
     live_status(f.tz)
-    headline(f)
-    failure_chart(f, role)
-    gateway_errors(f, role)
+    outcomes = data.outcomes(f)
+    headline(f, outcomes)
+    failure_chart(f, outcomes, role)
+    gateway_errors(outcomes, role)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ logged or shown.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pandas as pd
 import plotly.express as px
@@ -17,41 +16,17 @@ import streamlit as st
 
 from mpesa_ops import catalogue
 from mpesa_ops.config import ConfigError
-from mpesa_ops.dashboard import context, queries, ui
+from mpesa_ops.dashboard import context, data, queries, ui
 from mpesa_ops.dashboard import webhook_queries as wq
+from mpesa_ops.formatting import pct
 from mpesa_ops.ingest.verdicts import CannotDiagnose, diagnose_delivery
 from mpesa_ops.ingest.webhook_secrets import WebhookConfig, load_config
 from mpesa_ops.signatures import DEFAULT_TOLERANCE, SCHEMES, VERDICTS, InputError, diagnose
 
-TTL = 120
 ALL_ENDPOINTS = "All endpoints"
 ALL_VERDICTS = "All verdicts"
 SECRET_KEYS = ("wh_secret", "wh_previous_secret")
 RESULT_KEY = "wh_check_result"  # the last check's verdict (never a secret)
-
-
-def _store() -> str:
-    return str(context.engine().url)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def _endpoints(store: str) -> list[str]:
-    return wq.endpoints(context.engine())
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def _outcomes(store: str, start: datetime, end: datetime, url: str | None) -> pd.DataFrame:
-    return wq.delivery_outcomes(context.engine(), start, end, url)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def _failures(store: str, start: datetime, end: datetime, url: str | None) -> pd.DataFrame:
-    return wq.signature_failures(context.engine(), start, end, url)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def _failure_list(store: str, start: datetime, end: datetime, url: str | None, verdict: str | None) -> pd.DataFrame:
-    return wq.failure_list(context.engine(), start, end, url, verdict)
 
 
 HOW_TO_CONFIGURE = ("Name a secrets file with MPESA_OPS_WEBHOOK_SECRETS_FILE, add [webhooks.endpoints.NAME] tables "
@@ -103,14 +78,14 @@ def _local(series: pd.Series, tz: str) -> pd.Series:
 
 def _health(f: context.Filters, url: str | None) -> None:
     st.subheader("Deliveries")
-    df = _outcomes(_store(), f.start, f.end, url)
+    df = data.delivery_outcomes(f, url)
     if df.empty:
         st.info("No webhook deliveries in this range.")
         return
     t = wq.health_totals(df)
     cols = st.columns(4)
     cols[0].metric("Deliveries", f"{t['deliveries']:,}")
-    cols[1].metric("Delivered", ui.pct(t["delivered_rate"]))
+    cols[1].metric("Delivered", pct(t["delivered_rate"]))
     cols[2].metric("Retries", f"{t['retries']:,}")
     cols[3].metric("Mean latency", "–" if t["mean_latency_ms"] is None else f"{t['mean_latency_ms']:,.0f} ms")
 
@@ -142,7 +117,7 @@ def _health(f: context.Filters, url: str | None) -> None:
 
 def _signatures(f: context.Filters, url: str | None, config: WebhookConfig | None) -> pd.DataFrame:
     st.subheader("Signature failures")
-    failures = _failures(_store(), f.start, f.end, url)
+    failures = data.signature_failures(f, url)
     if failures.empty:
         st.success("No delivery was refused on its signature in this range.", icon=":material/verified:")
         return failures
@@ -185,7 +160,7 @@ def _signatures(f: context.Filters, url: str | None, config: WebhookConfig | Non
 def _pick_delivery(f: context.Filters, url: str | None, failures: pd.DataFrame) -> str | None:
     verdicts = [ALL_VERDICTS] + sorted(set(failures["verdict"]))
     verdict = st.selectbox("Verdict", verdicts, key="wh_verdict_filter")
-    listed = _failure_list(_store(), f.start, f.end, url, None if verdict == ALL_VERDICTS else verdict)
+    listed = data.failure_list(f, url, None if verdict == ALL_VERDICTS else verdict)
     labels = {row.id: context.shown_text(f"{row.sent_at.tz_convert(f.tz):%Y-%m-%d %H:%M:%S} · {row.verdict} · "
                                          f"{row.url} · {row.id}", hide_phones=False)
               for row in listed.itertuples()}
@@ -324,7 +299,7 @@ def render() -> None:
     if context.empty_store_notice():
         return
     f = context.filters()
-    endpoints = _endpoints(_store())
+    endpoints = data.endpoints()
     choice = st.selectbox("Endpoint", [ALL_ENDPOINTS] + endpoints, key="wh_endpoint")
     url = None if choice == ALL_ENDPOINTS else choice
     st.caption("Deliveries are per endpoint: the shortcode filter does not apply on this page.")
