@@ -28,7 +28,7 @@ from the incident's start to the alert firing, and the time of `detect()` over 9
 50,000 payments a day. The static rule alerts when a code's 5-minute rate over all
 shortcodes exceeds 3x its long-run rate (at least 1 point), for two buckets in a row.
 
-    python bench/detect.py [--days 60] [--per-day 2000 50000] [--backfill-days 90] [--pg URL]
+    python bench/detect.py [--days 60] [--per-day 2000 50000] [--replays 4] [--backfill-days 90] [--pg URL]
 """
 
 from __future__ import annotations
@@ -333,19 +333,41 @@ def show(name: str, result: dict, days: int) -> None:
                                                      sorted(result["false_per_code_day"].items())))
 
 
-def replay(days: int, per_day: int, seed: int, url_for) -> None:
+def replay(days: int, per_day: int, seed: int, url_for) -> dict:
+    """One incident-free replay (seed) and one with incidents (seed + 1), each scored
+    for detection and for the static threshold; prints them and returns the scores."""
     print(f"\n{days} days at {per_day:,} payments a day (seed {seed}):")
+    out = {}
     txn, dlv, _ = synthesise(days, per_day, seed, with_incidents=False)
-    engine = load(url_for(f"clean-{per_day}"), txn, dlv)
+    engine = load(url_for(f"clean-{per_day}-{seed}"), txn, dlv)
     detect(engine)
-    clean = score(list_alerts(engine, include_resolved=True), [], days)
-    show("detection, incident-free", clean, days)
-    show("static threshold, incident-free", score(static_threshold(txn, [], days), [], days), days)
+    out["detection, incident-free"] = score(list_alerts(engine, include_resolved=True), [], days)
+    out["static threshold, incident-free"] = score(static_threshold(txn, [], days), [], days)
     txn, dlv, incidents = synthesise(days, per_day, seed + 1, with_incidents=True)
-    engine = load(url_for(f"inc-{per_day}"), txn, dlv)
+    engine = load(url_for(f"inc-{per_day}-{seed}"), txn, dlv)
     detect(engine)
-    show(f"detection, {len(incidents)} incidents", score(list_alerts(engine, include_resolved=True), incidents, days), days)
-    show("static threshold, same incidents", score(static_threshold(txn, incidents, days), incidents, days), days)
+    out["detection, with incidents"] = score(list_alerts(engine, include_resolved=True), incidents, days)
+    out["static threshold, same incidents"] = score(static_threshold(txn, incidents, days), incidents, days)
+    for name, result in out.items():
+        show(name, result, days)
+    return out
+
+
+def pooled(results: list[dict]) -> dict:
+    """Scores of several replays as one: counts and delays added up, false alarms per
+    code per day averaged over the replays (each the same number of days)."""
+    first = results[0]
+    out = {"found": {}, "visible": {}, "delays": {}, "missed": []}
+    for key in ("found", "visible"):
+        out[key] = {sc: {part: [sum(r[key][sc][part][i] for r in results) for i in (0, 1)]
+                         for part in first[key][sc]} for sc in first[key]}
+    out["delays"] = {sc: {part: [d for r in results for d in r["delays"][sc][part]] for part in first["delays"][sc]}
+                     for sc in first["delays"]}
+    out["slow"] = tuple(sum(r["slow"][i] for r in results) for i in (0, 1))
+    codes = {c for r in results for c in r["false_per_code_day"]}
+    out["false_per_code_day"] = {c: sum(r["false_per_code_day"].get(c, 0.0) for r in results) / len(results)
+                                 for c in codes}
+    return out
 
 
 def backfill(days: int, per_day: int, url: str) -> float:
@@ -365,6 +387,8 @@ def main() -> None:
     ap.add_argument("--per-day", type=int, nargs="+", default=[2000, 50000])
     ap.add_argument("--backfill-days", type=int, default=90)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--replays", type=int, default=4,
+                    help="replays per volume, with seeds seed, seed + 2, ...; the targets are judged on all of them")
     ap.add_argument("--pg", help="also time the backfill on this Postgres URL (an empty database)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -372,7 +396,11 @@ def main() -> None:
             return f"sqlite:///{Path(tmp) / name}.db"
 
         for per_day in args.per_day:
-            replay(args.days, per_day, args.seed, url_for)
+            runs = [replay(args.days, per_day, args.seed + 2 * k, url_for) for k in range(args.replays)]
+            if args.replays > 1:
+                print(f"\nall {args.replays} replays of {args.days} days at {per_day:,} payments a day:")
+                for name in runs[0]:
+                    show(name, pooled([r[name] for r in runs]), args.days)
         if args.backfill_days:
             backfill(args.backfill_days, 50_000, url_for("backfill"))
             if args.pg:
