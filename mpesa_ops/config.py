@@ -8,6 +8,7 @@ Values read here are never printed: callers name the setting, not its value.
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from pathlib import Path
@@ -25,15 +26,28 @@ def secrets_path() -> Path:
     return Path(os.environ.get(SECRETS_ENV) or DEFAULT_SECRETS)
 
 
+_parsed: dict[tuple, dict[str, Any]] = {}  # (path, mtime, size) -> the file's tables, so one load reads it once
+
+
 def load_secrets(path: Path | None = None) -> dict[str, Any]:
-    """The secrets file as a dict; {} when there is none."""
+    """The secrets file as a dict (a copy: callers may keep it); {} when there is
+    none. Parsed again only when the file changed, so the verdicts, detection and
+    notifications after a load, and each dashboard rerun, share one parse."""
     path = path or secrets_path()
     try:
-        data = path.read_bytes()
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _parsed:
+            _parsed.clear()
+            _parsed[key] = _parse(path, path.read_bytes())
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the secrets file: {exc.strerror or exc}") from None
+    return copy.deepcopy(_parsed[key])
+
+
+def _parse(path: Path, data: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:

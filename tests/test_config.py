@@ -43,3 +43,16 @@ def test_a_broken_file_names_itself_and_the_place(tmp_path, monkeypatch):
     monkeypatch.setenv("MPESA_OPS_SECRETS", str(path))
     with pytest.raises(ConfigError, match=r"secrets\.toml: not valid TOML: .*line 2"):
         load_secrets()
+
+
+def test_the_file_is_parsed_once_until_it_changes_and_callers_get_copies(secrets_file, monkeypatch):
+    import tomllib
+
+    calls = []
+    real = tomllib.loads
+    monkeypatch.setattr(tomllib, "loads", lambda text: calls.append(1) or real(text))
+    first = load_secrets()
+    first["gateway"]["api_key"] = "changed by a caller"
+    assert load_secrets()["gateway"]["api_key"] == "file-key" and len(calls) == 1
+    secrets_file.write_text('[gateway]\napi_key = "rotated-key"\n')
+    assert section("gateway")["api_key"] == "rotated-key" and len(calls) == 2
