@@ -171,6 +171,9 @@ def send_pending(engine, *, now: datetime | None = None, client: httpx.Client | 
             .order_by(alert_notifications.c.id)).mappings()]
     if not due:
         return report
+    with engine.connect() as conn:
+        alert_rows = {r["id"]: dict(r) for r in conn.execute(
+            select(alerts).where(alerts.c.id.in_({row["alert_id"] for row in due}))).mappings()}
     own = client is None
     client = client or httpx.Client(follow_redirects=False)
     started = time.monotonic()
@@ -179,14 +182,13 @@ def send_pending(engine, *, now: datetime | None = None, client: httpx.Client | 
             if time.monotonic() - started > BUDGET_SECONDS:
                 break
             target = by_name.get(row["target"])
-            with engine.connect() as conn:
-                alert_row = conn.execute(select(alerts).where(alerts.c.id == row["alert_id"])).mappings().first()
+            alert_row = alert_rows.get(row["alert_id"])
             if target is None or alert_row is None:
                 reason = "target no longer configured" if target is None else "alert no longer stored"
                 _record(engine, row, None, reason, now, settings, give_up=True)
                 report.failed += 1
                 continue
-            alert = as_dict(dict(alert_row), now)
+            alert = as_dict(alert_row, now)
             reason = _post(client, target, payload(target, row["event"], alert), settings)
             status = _record(engine, row, target, reason, now, settings)
             if status == "sent":
