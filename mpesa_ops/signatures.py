@@ -72,8 +72,9 @@ WHSEC_PREFIX = "whsec_"
 _MAX_TS_DIGITS = 15  # seconds; anything longer is not a plausible Unix time
 _MS_THRESHOLD = 10**11  # a "seconds" value above this (year 5138+) is most likely milliseconds
 
-_SIG_HEADER = {"gateway": "X-Signature", "stripe": "Stripe-Signature", "standard": "webhook-signature"}
-_TS_NAME = {"gateway": "X-Timestamp", "stripe": "t=", "standard": "webhook-timestamp"}
+SIGNATURE_HEADER = {"gateway": "X-Signature", "stripe": "Stripe-Signature", "standard": "webhook-signature"}
+TIMESTAMP_HEADER = {"gateway": "X-Timestamp", "standard": "webhook-timestamp"}  # Stripe's is inside its signature
+_TS_NAME = {**TIMESTAMP_HEADER, "stripe": "t="}
 _CANON_DESC = {"gateway": "lowercase hex", "stripe": "lowercase hex", "standard": "padded base64"}
 _CONTENT_DESC = {
     "gateway": "the raw body",
@@ -449,7 +450,7 @@ class _Prepared:
 
 def _prepare(scheme: str, signature, timestamp, msg_id) -> _Prepared:
     p = _Prepared()
-    sig_name = _SIG_HEADER[scheme]
+    sig_name = SIGNATURE_HEADER[scheme]
     sig_not_utf8 = False
     if isinstance(signature, (bytes, bytearray)):
         try:

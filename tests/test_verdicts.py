@@ -94,6 +94,7 @@ NOT_DIAGNOSED = {  # not signature failures: never touched
 CANNOT = {  # signature failures that cannot be diagnosed: no verdict, but marked as tried
     "d_unknown_url": delivery("d_unknown_url", CUR_HEX, url=UNKNOWN),
     "d_no_payload": delivery("d_no_payload", CUR_HEX, payload=None),
+    "d_oversized": delivery("d_oversized", CUR_HEX, payload=b'{"note": "' + b"x" * 1_000_001 + b'"}'),
 }
 
 
@@ -123,7 +124,8 @@ def test_each_verdict_is_reached_by_a_stored_delivery(loaded):
     assert {got[did][0] for did in CANNOT} == {None}
     assert report.examined == len(CASES) + len(CANNOT) and report.diagnosed == len(CASES)
     assert report.by_verdict["valid"] == 3 and report.by_verdict["wrong_secret"] == 2
-    assert report.not_diagnosable == {"no secret configured for its endpoint": 1, "the log kept no payload": 1}
+    assert report.not_diagnosable == {"no secret configured for its endpoint": 1, "the log kept no payload": 1,
+                                      "payload over the size limit": 1}
     assert "could not be diagnosed" in report.message
 
 

@@ -28,7 +28,8 @@ from sqlalchemy import Engine, and_, bindparam, func, or_, select, update
 
 from mpesa_ops.ingest.schema import webhook_deliveries as wd
 from mpesa_ops.ingest.webhook_secrets import WebhookConfig, load_config
-from mpesa_ops.signatures import Diagnosis, InputError, diagnose
+from mpesa_ops.signatures import (MAX_PAYLOAD_BYTES, SIGNATURE_HEADER, TIMESTAMP_HEADER, Diagnosis, InputError,
+                                  diagnose)
 
 BATCH_SIZE = 500
 
@@ -36,9 +37,6 @@ SIGNATURE_FAILURE = or_(
     wd.c.error == "invalid_signature",
     and_(wd.c.status_code.in_((401, 403)), func.lower(wd.c.response_body).like("%signature%")),
 )
-
-_SIGNATURE_HEADER = {"gateway": "x-signature", "stripe": "stripe-signature", "standard": "webhook-signature"}
-_TIMESTAMP_HEADER = {"gateway": "x-timestamp", "standard": "webhook-timestamp"}
 
 _COLUMNS = (wd.c.id, wd.c.record_hash, wd.c.url, wd.c.sent_at, wd.c.signature, wd.c.signature_timestamp,
             wd.c.headers, wd.c.payload)
@@ -98,17 +96,20 @@ def diagnose_delivery(row: Mapping, config: WebhookConfig) -> Diagnosis:
     scheme = endpoint.scheme
     signature = row["signature"]
     if signature is None:
-        signature = headers.get(_SIGNATURE_HEADER[scheme])
+        signature = headers.get(SIGNATURE_HEADER[scheme].lower())
     timestamp = row["signature_timestamp"]
-    if timestamp is None and scheme in _TIMESTAMP_HEADER:
-        timestamp = headers.get(_TIMESTAMP_HEADER[scheme])
+    if timestamp is None and scheme in TIMESTAMP_HEADER:
+        timestamp = headers.get(TIMESTAMP_HEADER[scheme].lower())
     sent_at: datetime = row["sent_at"]
+    body = row["payload"].encode("utf-8", "surrogateescape")
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise CannotDiagnose("payload over the size limit")
     try:
-        return diagnose(scheme, row["payload"].encode("utf-8", "surrogateescape"), signature, list(endpoint.secrets),
+        return diagnose(scheme, body, signature, list(endpoint.secrets),
                         timestamp=timestamp, msg_id=headers.get("webhook-id"), now=int(sent_at.timestamp()),
                         tolerance=endpoint.tolerance, previous_from=endpoint.previous_from(sent_at))
-    except InputError as exc:  # the configuration was checked when loaded: this is the payload's size
-        raise CannotDiagnose(str(exc).split(";")[0]) from None
+    except InputError as exc:  # the configuration was checked when it was loaded
+        raise CannotDiagnose(str(exc)) from None
 
 
 def _verdict_row(row: Mapping, config: WebhookConfig, report: VerdictReport) -> dict:
@@ -116,8 +117,6 @@ def _verdict_row(row: Mapping, config: WebhookConfig, report: VerdictReport) -> 
         d = diagnose_delivery(row, config)
     except CannotDiagnose as exc:
         reason = str(exc)
-        if reason.startswith("payload is"):
-            reason = "payload over the size limit"
         report.not_diagnosable[reason] = report.not_diagnosable.get(reason, 0) + 1
         verdict, skew = None, None
     else:
