@@ -326,9 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mpesa_ops import dashboard_cli, detect_cli, pull_cli
 
-    pull_cli.add_parsers(sub, db_help, after_round=lambda engine: _after_load(engine, quiet=True, command="pull",
-                                                                              live=True))
-    for module in (detect_cli, dashboard_cli):
+    for module in (pull_cli, detect_cli, dashboard_cli):
         module.add_parsers(sub, db_help)
 
     d = sub.add_parser("demo", help="simulate, pull and load demo data, detect, and start the dashboard on it")

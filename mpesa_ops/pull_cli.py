@@ -44,7 +44,8 @@ def cmd_pull(args) -> int:
                       file=sys.stderr)
                 return 130
             return 0
-        watch(engine, settings, args.watch, stop=stop, after_round=None if args.no_detect else args.after_round,
+        after_round = None if args.no_detect else lambda e: _after_load(e, quiet=True, command="pull", live=True)
+        watch(engine, settings, args.watch, stop=stop, after_round=after_round,
               on_round=show,
               on_error=lambda exc: print(f"mpesa-ops pull: {exc}; trying again in {args.watch:g} s",
                                          file=sys.stderr, flush=True))
@@ -116,9 +117,8 @@ def cmd_gateway_sim(args) -> int:
     return 0
 
 
-def add_parsers(sub, db_help: str, after_round=None) -> None:
-    """Register `pull` and `gateway-sim` on the `mpesa-ops` subparsers. `after_round(engine)`
-    runs after each round of `pull --watch` (detection)."""
+def add_parsers(sub, db_help: str) -> None:
+    """Register `pull` and `gateway-sim` on the `mpesa-ops` subparsers."""
     p = sub.add_parser("pull", help="pull the gateway's transaction and webhook-delivery logs into the store")
     p.add_argument("--db", help=db_help)
     p.add_argument("--base-url", help="the gateway's API address (else $MPESA_OPS_BASE_URL, else [gateway] base_url "
@@ -141,7 +141,7 @@ def add_parsers(sub, db_help: str, after_round=None) -> None:
                         "rejected, pages, stopped, retries, run_id and streams")
     p.add_argument("--no-detect", action="store_true",
                    help="skip signature verdicts and detection after each round (when mpesa-ops detect runs apart)")
-    p.set_defaults(func=cmd_pull, after_round=after_round)
+    p.set_defaults(func=cmd_pull)
 
     g = sub.add_parser("gateway-sim", help="serve simulate's logs over the gateway's log API on 127.0.0.1, "
                                            "with faults on request")
