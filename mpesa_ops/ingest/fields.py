@@ -208,16 +208,26 @@ def _from_compact(s: str, field: str, value) -> datetime:
     return _check_year(dt.replace(tzinfo=NAIROBI), field, value).astimezone(UTC)
 
 
+_RECENT_TIMES: dict[str, datetime] = {}  # ISO text with an offset -> its UTC time, for the last texts parsed
+_RECENT_TIMES_MAX = 4096  # a payment's rows repeat its times a few lines apart: a small window catches them
+
+
 def timestamp(value, field: str) -> datetime | None:
     """An aware UTC datetime from ISO 8601 (offset, Z, or naive = Nairobi),
     YYYYMMDDHHMMSS (number or text), or Unix seconds/milliseconds."""
     if value.__class__ is str and len(value) >= 20 and value[4] == "-":  # ISO with an offset: the common case
+        dt = _RECENT_TIMES.get(value)
+        if dt is not None:
+            return dt
         try:
             dt = datetime.fromisoformat(value)
         except ValueError:
             dt = None
         if dt is not None and dt.tzinfo is not None and MIN_YEAR <= dt.year <= MAX_YEAR:
-            return dt.astimezone(UTC)
+            if len(_RECENT_TIMES) >= _RECENT_TIMES_MAX:
+                _RECENT_TIMES.clear()
+            dt = _RECENT_TIMES[value] = dt.astimezone(UTC)
+            return dt
     if value is None or value == "":
         return None
     if isinstance(value, bool):
