@@ -12,9 +12,11 @@ Unknown fields are kept in `extra`, never a reason to reject.
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache, partial
+from typing import Callable
 
 import orjson
 
@@ -155,41 +157,47 @@ _SPECS = {"txn": TXN_FIELDS, "delivery": DELIVERY_FIELDS}
 
 
 @lru_cache(maxsize=512)
-def _plan(keys: tuple, spec_name: str) -> tuple[tuple, tuple, dict, tuple]:
+def _plan(keys: tuple, spec_name: str) -> tuple[Callable[[dict], tuple], tuple]:
     """How to map records with these keys, worked out once per shape (records of
-    one file share keys): fields present under one name, fields present under
-    several aliases (in alias order), fields absent, and keys no field claims."""
+    one file share keys): a function from a record to its canonical fields' values
+    (in the spec's order), and the keys no field claims."""
     lower: dict[str, list] = {}
     for k in keys:
         lower.setdefault(k.lower() if isinstance(k, str) else str(k), []).append(k)
-    single, multi, absent, used = [], [], {}, set()
-    for canonical, names in _SPECS[spec_name].items():
+    found, used = [], set()
+    for names in _SPECS[spec_name].values():
         present = tuple(k for name in names for k in lower.get(name, ()))
-        if len(present) == 1:
-            single.append((canonical, present[0]))
-        elif present:
-            multi.append((canonical, present))
-        else:
-            absent[canonical] = None
+        found.append(present)
         used.update(present)
-    return tuple(single), tuple(multi), absent, tuple(k for k in keys if k not in used)
+    extra_keys = tuple(k for k in keys if k not in used)
+    if all(len(present) == 1 for present in found):  # each field under one name: the common case
+        return operator.itemgetter(*(present[0] for present in found)), extra_keys
+    return partial(_values, tuple(found)), extra_keys
 
 
-def _map_fields(record: dict, spec_name: str) -> tuple[dict, dict | None]:
-    """Canonical field -> its value (the first alias present and not empty); the
-    rest as extra. An empty value stays "", which every field parser reads as absent."""
-    single, multi, absent, extra_keys = _plan(tuple(record), spec_name)
-    out = {canonical: record[k] for canonical, k in single}
-    out.update(absent)
-    for canonical, present in multi:
+def _values(found: tuple[tuple, ...], record: dict) -> tuple:
+    """Each field's value: the first of its names present and not empty (None when absent)."""
+    out = []
+    for present in found:
+        if len(present) == 1:
+            out.append(record[present[0]])
+            continue
         value = None
         for k in present:
             v = record[k]
             if v is not None and v != "":
                 value = v
                 break
-        out[canonical] = value
-    return out, ({k: record[k] for k in extra_keys} or None) if extra_keys else None
+        out.append(value)
+    return tuple(out)
+
+
+def _map_fields(record: dict, spec_name: str) -> tuple[tuple, dict | None]:
+    """The values of the spec's canonical fields, in its order (the first alias present
+    and not empty); the rest as extra. An empty value stays "", which every field
+    parser reads as absent."""
+    values, extra_keys = _plan(tuple(record), spec_name)
+    return values(record), ({k: record[k] for k in extra_keys} or None) if extra_keys else None
 
 
 def _required(value, field: str):
@@ -199,51 +207,53 @@ def _required(value, field: str):
 
 
 def normalise_txn(record: dict) -> Txn:
-    v, extra = _map_fields(record, "txn")
-    txn_id = _required(F.text(v["id"], "id", 200), "id")
-    created = _required(F.timestamp(v["created_at"], "created_at"), "created_at")
-    updated = F.timestamp(v["updated_at"], "updated_at")
-    completed = F.timestamp(v["completed_at"], "completed_at")
-    status = F.text(v["status"], "status")
-    result_code = catalogue.normalise_code(v["result_code"])
-    error_code = F.text(v["error_code"], "error_code", 100)
+    (raw_id, raw_created, raw_updated, shortcode, link_id, raw_msisdn, raw_amount, account_reference, raw_status,
+     http_status, raw_error_code, merchant_request_id, checkout_request_id, raw_result_code, result_desc,
+     mpesa_receipt, raw_completed), extra = _map_fields(record, "txn")  # in TXN_FIELDS order
+    txn_id = _required(F.text(raw_id, "id", 200), "id")
+    created = _required(F.timestamp(raw_created, "created_at"), "created_at")
+    updated = F.timestamp(raw_updated, "updated_at")
+    completed = F.timestamp(raw_completed, "completed_at")
+    status = F.text(raw_status, "status")
+    result_code = catalogue.normalise_code(raw_result_code)
+    error_code = F.text(raw_error_code, "error_code", 100)
     if status is None:
         status = _infer_status(result_code, error_code)
     status = status.lower()
     if status not in TXN_STATUSES:
-        raise F.FieldError("status", f"{v['status']!r} is not one of {', '.join(TXN_STATUSES)}")
+        raise F.FieldError("status", f"{raw_status!r} is not one of {', '.join(TXN_STATUSES)}")
     refused = status == "rejected"
     # A refused request may carry the very number or amount the gateway refused:
     # the record is kept, the unusable value moves to extra as it arrived.
     try:
-        phone = F.msisdn(v["msisdn"])
+        phone = F.msisdn(raw_msisdn)
     except F.FieldError:
         if not refused:
             raise
-        phone, extra = None, {**(extra or {}), "msisdn_raw": v["msisdn"]}
+        phone, extra = None, {**(extra or {}), "msisdn_raw": raw_msisdn}
     try:
-        amount = F.amount_cents(v["amount"], strict_range=not refused)
+        amount = F.amount_cents(raw_amount, strict_range=not refused)
     except F.FieldError:
         if not refused:
             raise
-        amount, extra = None, {**(extra or {}), "amount_raw": v["amount"]}
+        amount, extra = None, {**(extra or {}), "amount_raw": raw_amount}
     return Txn(
         id=txn_id,
         created_at=created,
         updated_at=updated or completed or created,
         status=status,
-        shortcode=_shortcode(v["shortcode"]),
-        link_id=F.text(v["link_id"], "link_id", 200),
+        shortcode=_shortcode(shortcode),
+        link_id=F.text(link_id, "link_id", 200),
         msisdn=phone,
         amount_cents=amount,
-        account_reference=F.text(v["account_reference"], "account_reference"),
-        http_status=F.integer(v["http_status"], "http_status"),
+        account_reference=F.text(account_reference, "account_reference"),
+        http_status=F.integer(http_status, "http_status"),
         error_code=error_code.upper() if error_code and not error_code[0].isdigit() else error_code,
-        merchant_request_id=F.text(v["merchant_request_id"], "merchant_request_id", 200),
-        checkout_request_id=F.text(v["checkout_request_id"], "checkout_request_id", 200),
+        merchant_request_id=F.text(merchant_request_id, "merchant_request_id", 200),
+        checkout_request_id=F.text(checkout_request_id, "checkout_request_id", 200),
         result_code=result_code,
-        result_desc=F.text(v["result_desc"], "result_desc"),
-        mpesa_receipt=F.text(v["mpesa_receipt"], "mpesa_receipt", 64),
+        result_desc=F.text(result_desc, "result_desc"),
+        mpesa_receipt=F.text(mpesa_receipt, "mpesa_receipt", 64),
         completed_at=completed,
         extra=extra,
     )
@@ -267,7 +277,8 @@ def _shortcode(value) -> str | None:
 
 
 def normalise_delivery(record: dict) -> Delivery:
-    v, extra = _map_fields(record, "delivery")
+    values, extra = _map_fields(record, "delivery")
+    v = dict(zip(DELIVERY_FIELDS, values))
     error = F.text(v["error"], "error", 100)
     if error is not None:
         error = error.lower()
