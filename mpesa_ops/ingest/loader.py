@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Iterable, Iterator
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
+from sqlalchemy import Boolean, Connection, Engine, bindparam, delete, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mpesa_ops.ingest import fields as F
@@ -38,6 +38,7 @@ from mpesa_ops.ingest.schema import (UtcDateTime, delivery_rollup_hour, delivery
 
 BATCH_SIZE = 10_000  # measured: 16% faster than 5,000 at a million rows (more pending/final pairs meet in one batch)
 GC_EVERY = 20  # batches between cyclic garbage collections during a streamed load
+HANDED_MAX = 2  # batches handed to the writer and not yet committed: one more evens out uneven batches
 FINAL = frozenset(("success", "failed", "rejected"))
 _IN_CHUNK = 900  # bound parameters per IN (...) list, under SQLite's limits
 
@@ -106,7 +107,11 @@ def outcome_of(status: str, result_code: str | None, error_code: str | None, htt
 
 
 def _minute(dt: datetime) -> datetime:
-    return dt.replace(second=0, microsecond=0)
+    return datetime(dt.year, dt.month, dt.day, dt.hour, dt.minute, 0, 0, dt.tzinfo)  # replace(): 3x the time
+
+
+def _hour(dt: datetime) -> datetime:
+    return datetime(dt.year, dt.month, dt.day, dt.hour, 0, 0, 0, dt.tzinfo)
 
 
 def _txn_contribution(row: dict) -> tuple:
@@ -141,7 +146,7 @@ _HASHED = operator.itemgetter(*(c for c in TXN_COLUMNS
 
 def _same_state(a: dict, b: dict) -> bool:
     """Equal but for where the row was last read from."""
-    return _STATE(a) == _STATE(b)
+    return a["status"] == b["status"] and _STATE(a) == _STATE(b)  # most often the status tells at once
 
 
 def _rank(status: str) -> int:
@@ -162,37 +167,85 @@ def _supersedes(new: dict, cur: dict) -> bool:
     return _state_time(new) > _state_time(cur)
 
 
+_IN_QUERIES: dict = {}
+
+
+def _select_in(conn: Connection, table, key: str, keys: set, names: tuple[str, ...] | None = None) -> Iterator[dict]:
+    """The rows of `table` whose column `key` is one of `keys`, as dicts of Python values
+    (the columns' own types). Plain SQL through the driver: SQLAlchemy's per-statement
+    work on an IN list of hundreds of values costs more than the look-up."""
+    names = names or tuple(c.name for c in table.columns)
+    keys = list(keys)
+    for i in range(0, len(keys), _IN_CHUNK):
+        part = tuple(keys[i:i + _IN_CHUNK])
+        sql, convert = _in_query(conn.dialect, table, key, names, len(part))
+        for values in conn.exec_driver_sql(sql, part):
+            yield {n: v if f is None or v is None else f(v) for n, f, v in zip(names, convert, values)}
+
+
+def _in_query(dialect, table, key: str, names: tuple[str, ...], n: int) -> tuple[str, list]:
+    """SELECT names FROM table WHERE key IN (n markers), and each column's result processor."""
+    cache_key = (dialect.name, table.name, key, names, n)
+    found = _IN_QUERIES.get(cache_key)
+    if found is None:
+        quote = dialect.identifier_preparer.quote
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
+        sql = f"SELECT {', '.join(map(quote, names))} FROM {quote(table.name)} WHERE {quote(key)} IN ({marks})"
+        convert = [_result_processor(table.c[name], dialect) for name in names]
+        found = _IN_QUERIES[cache_key] = (sql, convert)
+    return found
+
+
+def _result_processor(column, dialect):
+    """What turns a column's driver value into its Python value: times and booleans
+    need one (SQLite keeps them as text and integers); the other types arrive as they are."""
+    if isinstance(column.type, (UtcDateTime, Boolean)):
+        return column.type.dialect_impl(dialect).result_processor(dialect, None)
+    return None
+
+
 class _InFlight:
     """What batches that are applied but not yet committed did, so the next batch's
-    reads see it: the database does not have it yet. Each entry remembers its batch
-    number and is dropped once that batch has committed."""
+    reads see it: the database does not have it yet. Newest batch last; each is
+    dropped once it has committed."""
 
     def __init__(self):
-        self.txns: dict[str, tuple[int, dict | None]] = {}  # id -> (batch, state; None = deleted)
-        self.checkouts: dict[str, tuple[int, str]] = {}
-        self.event_keys: dict[str, int] = {}
-        self.deliveries: dict[str, tuple[int, dict]] = {}
+        self.batches: dict[int, _Batch] = {}
 
     def record(self, batch: "_Batch", no: int) -> None:
-        for tid in batch.deleted:
-            self.txns[tid] = (no, None)
-        for tid in batch.touched:
-            row = batch.txns[tid]
-            self.txns[tid] = (no, row)
-            if row["checkout_request_id"]:
-                self.checkouts[row["checkout_request_id"]] = (no, tid)
-        for e in batch.new_events:
-            self.event_keys[e["key"]] = no
-        for did in batch.touched_deliveries:
-            self.deliveries[did] = (no, batch.deliveries[did])
+        batch.items = []  # what it read is done with; what it did stays
+        self.batches[no] = batch
 
     def committed(self, no: int) -> None:
         """Batches up to `no` are in the database: forget what they did."""
-        for d in (self.txns, self.checkouts, self.deliveries):
-            for k in [k for k, v in d.items() if v[0] <= no]:
-                del d[k]
-        for k in [k for k, v in self.event_keys.items() if v <= no]:
-            del self.event_keys[k]
+        for k in [k for k in self.batches if k <= no]:
+            del self.batches[k]
+
+    def txn(self, tid: str) -> tuple[bool, dict | None]:
+        """(whether a batch in flight wrote payment `tid`, its latest state there; None = deleted)."""
+        for batch in reversed(self.batches.values()):
+            if tid in batch.touched:
+                return True, batch.txns[tid]
+            if tid in batch.deleted:
+                return True, None
+        return False, None
+
+    def txn_by_checkout(self, checkout: str) -> str | None:
+        """The payment a batch in flight last wrote with this CheckoutRequestID."""
+        for batch in reversed(self.batches.values()):
+            tid = batch.by_checkout.get(checkout)
+            if tid is not None and tid in batch.touched:
+                return tid
+        return None
+
+    def has_event(self, key: str) -> bool:
+        return any(key in batch.event_keys for batch in self.batches.values())
+
+    def delivery(self, did: str) -> dict | None:
+        for batch in reversed(self.batches.values()):
+            if did in batch.touched_deliveries:
+                return batch.deliveries[did]
+        return None
 
 
 class _Batch:
@@ -218,13 +271,6 @@ class _Batch:
 
     # --- reading the state the batch needs ---
 
-    @staticmethod
-    def _select_in(conn, table, column, keys, columns=None):
-        keys = list(keys)
-        cols = columns if columns is not None else list(table.columns)
-        for i in range(0, len(keys), _IN_CHUNK):
-            yield from conn.execute(select(*cols).where(column.in_(keys[i:i + _IN_CHUNK]))).mappings()
-
     def prefetch(self, conn: Connection) -> None:
         """The stored state of every key the batch names: the database's, overlaid
         with what batches still in flight did to it."""
@@ -245,35 +291,26 @@ class _Batch:
             elif isinstance(r, Delivery):
                 delivery_ids.add(r.id)
         fly = self.in_flight
-        rows = {r["id"]: dict(r) for r in self._select_in(conn, transactions, transactions.c.id, ids)}
-        if checkouts:
-            for r in self._select_in(conn, transactions, transactions.c.checkout_request_id, checkouts):
-                rows.setdefault(r["id"], dict(r))
-        for tid in list(rows):
-            if tid in fly.txns:
+        rows = {r["id"]: r for r in _select_in(conn, transactions, "id", ids)}
+        for r in _select_in(conn, transactions, "checkout_request_id", checkouts):
+            rows.setdefault(r["id"], r)
+        if fly.batches:
+            for tid in [tid for tid in rows if fly.txn(tid)[0]]:
                 del rows[tid]
-        for key in ids:
-            if key in fly.txns and fly.txns[key][1] is not None:
-                rows[key] = dict(fly.txns[key][1])
-        for checkout in checkouts:
-            if checkout in fly.checkouts:
-                tid = fly.checkouts[checkout][1]
-                state = fly.txns.get(tid, (0, None))[1]
-                if state is not None:
-                    rows[tid] = dict(state)
+            in_flight = [fly.txn(tid)[1] for tid in ids]
+            in_flight += [fly.txn(tid)[1] for tid in map(fly.txn_by_checkout, checkouts) if tid is not None]
+            rows.update((state["id"], dict(state)) for state in in_flight if state is not None)
         for row in rows.values():
             self.txns[row["id"]] = row
             self.txn_before[row["id"]] = _txn_contribution(row)
             self.txn_amount_before[row["id"]] = row["amount_cents"] or 0
             if row["checkout_request_id"]:
                 self.by_checkout.setdefault(row["checkout_request_id"], row["id"])
-        if event_keys:
-            self.event_keys = {r["key"] for r in self._select_in(conn, result_events, result_events.c.key,
-                                                                 event_keys, [result_events.c.key])}
-            self.event_keys.update(k for k in event_keys if k in fly.event_keys)
-        found = {r["id"]: dict(r) for r in self._select_in(conn, webhook_deliveries, webhook_deliveries.c.id,
-                                                           delivery_ids)}
-        found.update({d: dict(fly.deliveries[d][1]) for d in delivery_ids if d in fly.deliveries})
+        self.event_keys = {r["key"] for r in _select_in(conn, result_events, "key", event_keys, ("key",))}
+        self.event_keys.update(k for k in event_keys if fly.has_event(k))
+        found = {r["id"]: r for r in _select_in(conn, webhook_deliveries, "id", delivery_ids)}
+        found.update((d, dict(row)) for d, row in zip(delivery_ids, map(fly.delivery, delivery_ids))
+                     if row is not None)
         for did, row in found.items():
             self.deliveries[did] = row
             self.delivery_before[did] = row
@@ -317,7 +354,7 @@ class _Batch:
             "account_reference": t.account_reference, "http_status": t.http_status, "error_code": t.error_code,
             "merchant_request_id": t.merchant_request_id, "checkout_request_id": t.checkout_request_id,
             "result_code": t.result_code, "result_desc": t.result_desc, "mpesa_receipt": t.mpesa_receipt,
-            "conflicting_results": False, "extra": _json(t.extra),
+            "conflicting_results": False, "extra": None if t.extra is None else _json(t.extra),
             "load_run_id": self.run_id, "source": item.source, "source_line": item.line,
         }
         return row  # record_hash is set when the batch is planned: one hash per stored state
@@ -465,90 +502,128 @@ class _Batch:
         self.deliveries[d.id] = row
         self.touched_deliveries.add(d.id)
 
-    # --- writing ---
+    # --- handing over ---
 
-    def plan(self, dialect) -> list["Op"]:
-        """What this batch writes, as compiled statements with their parameters, in order."""
-        plan = _Plan(dialect)
-        ins = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        if self.deleted:
-            plan.add("delete_txn", lambda: delete(transactions).where(transactions.c.id == bindparam("b_id")),
-                     [{"b_id": i} for i in sorted(self.deleted)])
-        if self.moved:
-            plan.add("move_events", lambda: update(result_events)
-                     .where(result_events.c.transaction_id == bindparam("b_old"))
-                     .values(transaction_id=bindparam("b_new")),
-                     [{"b_old": old, "b_new": new} for old, new in sorted(self.moved.items())])
-        for event in self.new_events:  # events read earlier in this batch follow their payment's new id
-            event["transaction_id"] = self.moved.get(event["transaction_id"], event["transaction_id"])
-        if self.touched:
-            def upsert_txns():
-                stmt = ins(transactions)
-                return stmt.on_conflict_do_update(
-                    index_elements=[transactions.c.id],
-                    set_={c: stmt.excluded[c] for c in TXN_COLUMNS if c != "id"},
-                    where=transactions.c.updated_at <= stmt.excluded.updated_at,  # never back in time
-                )
-            rows = [self.txns[i] for i in sorted(self.touched)]
-            for row in rows:
-                row["record_hash"] = _hash(*_HASHED(row))  # of the state stored: a re-read compares equal
-            plan.add("upsert_txns", upsert_txns, rows)
-        if self.new_events:
-            plan.add("insert_events", lambda: ins(result_events).on_conflict_do_nothing(index_elements=["key"]),
-                     self.new_events)
-        if self.touched_deliveries:
-            def upsert_deliveries():
-                stmt = ins(webhook_deliveries)
-                return stmt.on_conflict_do_update(index_elements=[webhook_deliveries.c.id],
-                                                  set_={c: stmt.excluded[c] for c in DELIVERY_COLUMNS if c != "id"})
-            plan.add("upsert_deliveries", upsert_deliveries, [self.deliveries[i] for i in sorted(self.touched_deliveries)])
-        if self.rejects:
-            plan.add("insert_rejects", lambda: ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]),
-                     self.rejects)
-        self._plan_rollups(plan, ins)
-        return plan.ops
+    def changes(self, run_counts: Counts) -> "Changes":
+        """What this batch writes, with the run's counts so far (they commit with it)."""
+        before = self.txn_before
+        return Changes(
+            run_id=self.run_id, run_counts=run_counts.as_dict(), deleted=sorted(self.deleted),
+            moved=sorted(self.moved.items()), txns=[self.txns[i] for i in sorted(self.touched)],
+            txn_before=[(before[i], self.txn_amount_before[i]) for i in self.touched | self.deleted if i in before],
+            events=self.new_events,
+            deliveries=[(self.delivery_before.get(i), self.deliveries[i]) for i in sorted(self.touched_deliveries)],
+            rejects=self.rejects)
 
-    def _plan_rollups(self, plan: "_Plan", ins) -> None:
-        deltas: dict[tuple, list[int]] = {}
 
-        def bump(key, n, amount):
-            d = deltas.setdefault(key, [0, 0])
+@dataclass(slots=True)
+class Changes:
+    """What one applied batch writes, planned into statements by whoever commits it
+    (this process for a single batch, the writer process for a stream)."""
+
+    run_id: int
+    run_counts: dict
+    deleted: list[str]
+    moved: list[tuple[str, str]]  # (old id, new id): that payment's events move over
+    txns: list[dict]  # the new state of each payment the batch changed, by id
+    txn_before: list[tuple[tuple, int]]  # (rollup contribution, amount) of each stored state it replaced
+    events: list[dict]
+    deliveries: list[tuple[dict | None, dict]]  # (stored before, new) of each delivery it changed
+    rejects: list[dict]
+
+
+def plan(changes: Changes, dialect) -> list["Op"]:
+    """What a batch writes, as compiled statements with their parameters, in order."""
+    plan = _Plan(dialect)
+    ins = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    if changes.deleted:
+        plan.add("delete_txn", lambda: delete(transactions).where(transactions.c.id == bindparam("b_id")),
+                 [{"b_id": i} for i in changes.deleted])
+    if changes.moved:
+        plan.add("move_events", lambda: update(result_events)
+                 .where(result_events.c.transaction_id == bindparam("b_old"))
+                 .values(transaction_id=bindparam("b_new")),
+                 [{"b_old": old, "b_new": new} for old, new in changes.moved])
+        moved = dict(changes.moved)
+        for event in changes.events:  # events read earlier in the batch follow their payment's new id
+            event["transaction_id"] = moved.get(event["transaction_id"], event["transaction_id"])
+    if changes.txns:
+        def upsert_txns():
+            stmt = ins(transactions)
+            return stmt.on_conflict_do_update(
+                index_elements=[transactions.c.id],
+                set_={c: stmt.excluded[c] for c in TXN_COLUMNS if c != "id"},
+                where=transactions.c.updated_at <= stmt.excluded.updated_at,  # never back in time
+            )
+        for row in changes.txns:
+            row["record_hash"] = _hash(*_HASHED(row))  # of the state stored: a re-read compares equal
+        plan.add("upsert_txns", upsert_txns, changes.txns)
+    if changes.events:
+        plan.add("insert_events", lambda: ins(result_events).on_conflict_do_nothing(index_elements=["key"]),
+                 changes.events)
+    if changes.deliveries:
+        def upsert_deliveries():
+            stmt = ins(webhook_deliveries)
+            return stmt.on_conflict_do_update(index_elements=[webhook_deliveries.c.id],
+                                              set_={c: stmt.excluded[c] for c in DELIVERY_COLUMNS if c != "id"})
+        plan.add("upsert_deliveries", upsert_deliveries, [new for _, new in changes.deliveries])
+    if changes.rejects:
+        plan.add("insert_rejects", lambda: ins(rejected_records).on_conflict_do_nothing(index_elements=["key"]),
+                 changes.rejects)
+    _plan_rollups(plan, ins, changes)
+    plan.add("update_run", lambda: update(load_runs).where(load_runs.c.id == bindparam("b_run"))
+             .values(**{c: bindparam(f"b_{c}") for c in changes.run_counts}),
+             [{"b_run": changes.run_id, **{f"b_{c}": n for c, n in changes.run_counts.items()}}])
+    return plan.ops
+
+
+def _plan_rollups(plan: "_Plan", ins, changes: Changes) -> None:
+    deltas: dict[tuple, list[int]] = {}
+    for key, n, amount in itertools.chain(
+            ((key, -1, -amount) for key, amount in changes.txn_before),
+            ((_txn_contribution(row), 1, row["amount_cents"] or 0) for row in changes.txns)):
+        d = deltas.get(key)
+        if d is None:
+            deltas[key] = [n, amount]
+        else:
             d[0] += n
             d[1] += amount
+    for table in (txn_rollup_minute, txn_rollup_hour):
+        rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n,
+                 "amount_cents": a} for k, (n, a) in sorted(deltas.items()) if n or a]
+        _plan_rollup_table(plan, ins, table, ("shortcode", "status", "outcome"), rows, "attempts")
+        deltas = _to_hours(deltas)
 
-        for tid in self.touched | self.deleted:
-            if tid in self.txn_before:
-                bump(self.txn_before[tid], -1, -self.txn_amount_before[tid])
-            if tid in self.touched:
-                row = self.txns[tid]
-                bump(_txn_contribution(row), 1, row["amount_cents"] or 0)
-        for table in (txn_rollup_minute, txn_rollup_hour):
-            rows = [{"bucket": k[0], "shortcode": k[1], "status": k[2], "outcome": k[3], "attempts": n,
-                     "amount_cents": a} for k, (n, a) in sorted(deltas.items()) if n or a]
-            _plan_rollup_table(plan, ins, table, ("shortcode", "status", "outcome"), rows, "attempts")
-            deltas = _to_hours(deltas)
+    ddeltas: dict[tuple, list] = {}
+    for before, new in changes.deliveries:
+        for row, sign in ((before, -1), (new, 1)):
+            if row is None:
+                continue
+            d = ddeltas.setdefault(_delivery_contribution(row), [0, 0, 0.0])
+            d[0] += sign
+            d[1] += sign * (1 if (row["attempt"] or 1) > 1 else 0)
+            d[2] += sign * (row["latency_ms"] or 0.0)
+    for table in (delivery_rollup_minute, delivery_rollup_hour):
+        drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r,
+                  "latency_ms_sum": lat} for k, (n, r, lat) in sorted(ddeltas.items()) if n or r or lat]
+        _plan_rollup_table(plan, ins, table, ("url", "outcome"), drows, "deliveries")
+        ddeltas = _to_hours(ddeltas)
 
-        ddeltas: dict[tuple, list] = {}
-        for did in self.touched_deliveries:
-            for row, sign in ((self.delivery_before.get(did), -1), (self.deliveries[did], 1)):
-                if row is None:
-                    continue
-                d = ddeltas.setdefault(_delivery_contribution(row), [0, 0, 0.0])
-                d[0] += sign
-                d[1] += sign * (1 if (row["attempt"] or 1) > 1 else 0)
-                d[2] += sign * (row["latency_ms"] or 0.0)
-        for table in (delivery_rollup_minute, delivery_rollup_hour):
-            drows = [{"bucket": k[0], "url": k[1], "outcome": k[2], "deliveries": n, "retries": r,
-                      "latency_ms_sum": lat} for k, (n, r, lat) in sorted(ddeltas.items()) if n or r or lat]
-            _plan_rollup_table(plan, ins, table, ("url", "outcome"), drows, "deliveries")
-            ddeltas = _to_hours(ddeltas)
+
+def write(conn: Connection, changes: Changes) -> None:
+    """Plan a batch's writes and run them on `conn` (its transaction is the caller's)."""
+    run_ops(conn, plan(changes, conn.dialect))
 
 
 def _to_hours(deltas: dict[tuple, list]) -> dict[tuple, list]:
     """Minute deltas summed into hour deltas (the bucket is the key's first element)."""
     hours: dict[tuple, list] = {}
+    hour_of: dict[datetime, datetime] = {}  # a minute's hour, once per minute
     for key, values in deltas.items():
-        hkey = (key[0].replace(minute=0),) + key[1:]
+        hour = hour_of.get(key[0])
+        if hour is None:
+            hour = hour_of[key[0]] = _hour(key[0])
+        hkey = (hour,) + key[1:]
         acc = hours.get(hkey)
         if acc is None:
             hours[hkey] = list(values)
@@ -597,27 +672,23 @@ class Loader:
                 command=command, sources=sources[:10_000], started_at=now_utc(), status="running",
                 read=0, loaded=0, updated=0, duplicates=0, rejected=0)).inserted_primary_key[0]
 
-    def _prepare(self, items: list[Item], in_flight: _InFlight | None = None) -> tuple["_Batch", list[Op]]:
-        """Read the state, apply the items, and plan the writes (counts included)."""
+    def _prepare(self, items: list[Item], in_flight: _InFlight | None = None) -> tuple["_Batch", Changes]:
+        """Read the state and apply the items: the batch, and what it writes (the run's counts included)."""
         batch = _Batch(items, self.run_id, in_flight)
         with self.engine.connect() as conn:
             batch.prefetch(conn)
         batch.apply()
         self.counts.add(batch.counts)
-        run = _Plan(self.engine.dialect)  # the run's counts so far commit with the batch
-        run.add("update_run", lambda: update(load_runs).where(load_runs.c.id == bindparam("b_run"))
-                .values(**{c: bindparam(f"b_{c}") for c in self.counts.as_dict()}),
-                [{"b_run": self.run_id, **{f"b_{c}": n for c, n in self.counts.as_dict().items()}}])
-        return batch, batch.plan(self.engine.dialect) + run.ops
+        return batch, batch.changes(self.counts)
 
     def load_batch(self, items: list[Item], extra_writes=None) -> Counts:
         """Load one batch and commit it before returning, with `extra_writes(conn)` in
         the same transaction (the pull saves its cursor there); the batch's counts."""
         if self._lock is None:
             self._lock = StoreLock(self.engine)
-        batch, ops = self._prepare(items)
+        batch, changes = self._prepare(items)
         with self.engine.begin() as conn:
-            run_ops(conn, ops)
+            write(conn, changes)
             if extra_writes is not None:
                 extra_writes(conn)
         self.committed = Counts(**self.counts.as_dict())
@@ -625,7 +696,7 @@ class Loader:
 
     def load(self, items: Iterable[Item]) -> Counts:
         """Load a stream of items. One batch is committed here; more go to a writer
-        process that commits batch N while this process reads and applies N+1."""
+        process that plans and commits batch N while this process reads and applies N+1."""
         chunks = chunked(items, self.batch_size)
         first = next(chunks, None)
         if first is None:
@@ -647,22 +718,22 @@ class Loader:
         gc.disable()
         try:
             for no, chunk in enumerate(itertools.chain((first, second), chunks)):
-                batch, ops = self._prepare(chunk, in_flight)
+                batch, changes = self._prepare(chunk, in_flight)
                 in_flight.record(batch, no)
                 if no % GC_EVERY == GC_EVERY - 1:
                     gc.collect()
-                if handed:
+                while len(handed) >= HANDED_MAX:
                     self._acknowledge(writer, handed, in_flight)
-                writer.submit(no, ops)
+                writer.submit(no, changes)
                 handed[no] = Counts(**self.counts.as_dict())
             while handed:
                 self._acknowledge(writer, handed, in_flight)
         finally:
-            if handed:  # stopping early: the batch handed over commits (or fails) before we leave
-                try:
+            try:  # stopping early: the batches handed over commit (or fail) before we leave
+                while handed:
                     self._acknowledge(writer, handed, in_flight, timeout=120)
-                except Exception:
-                    pass
+            except Exception:
+                pass
             writer.close()
             if gc_was_enabled:
                 gc.enable()
@@ -740,19 +811,36 @@ class _Plan:
         self.ops.append((sql, order, frozenset(times), rows))
 
 
-def _sqlite_time(value: datetime | None) -> str | None:
+def _sqlite_time(value: datetime) -> str:
     """SQLAlchemy's SQLite storage format for our UTC times."""
-    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def run_ops(conn: Connection, ops: list[Op]) -> None:
+    as_text: dict[datetime, str] = {}  # each time once: a payment's times recur in its row and rollups
     for sql, order, times, rows in ops:
         if order is None:  # named parameters (Postgres): aware datetimes go as they are
             conn.exec_driver_sql(sql, rows)
             continue
-        getters = [(k, k in times) for k in order]
-        conn.exec_driver_sql(sql, [tuple(_sqlite_time(r[k]) if is_time else r[k] for k, is_time in getters)
-                                   for r in rows])
+        values = operator.itemgetter(*order) if len(order) > 1 else lambda row, k=order[0]: (row[k],)
+        at = [i for i, k in enumerate(order) if k in times]
+        if not at:
+            conn.exec_driver_sql(sql, [values(r) for r in rows])
+            continue
+        params = []
+        for row in rows:
+            param = list(values(row))
+            for i in at:
+                t = param[i]
+                if t is not None:
+                    text = as_text.get(t)
+                    if text is None:
+                        text = as_text[t] = _sqlite_time(t)
+                    param[i] = text
+            params.append(tuple(param))
+        conn.exec_driver_sql(sql, params)
 
 
 def chunked(items: Iterable, size: int) -> Iterator[list]:
