@@ -250,3 +250,14 @@ def test_a_long_spike_is_one_rate_alert_not_also_a_slow_burn(engine):
     detect(engine)
     found = [(a["detector"], a["code"]) for a in list_alerts(engine, include_resolved=True) if a["code"] == "1037"]
     assert found == [("rate", "1037")]
+
+
+def test_a_run_after_a_load_agrees_with_a_backfill_about_an_earlier_spike(engine):
+    """A run from `since` (after a load) sees the spikes before it as a backfill does:
+    an hour-long 1037 spike that ended before `since` opens no slow-burn alert."""
+    t0 = START + timedelta(days=9, hours=12)
+    load_traffic(engine, hours=9 * 24 + 20, incidents=(("1037", None, t0, t0 + timedelta(hours=1), 0.28),))
+    detect(engine, now=t0 + timedelta(hours=2))
+    detect(engine, since=t0 + timedelta(hours=2))
+    found = [(a["detector"], a["code"]) for a in list_alerts(engine, include_resolved=True) if a["code"] == "1037"]
+    assert found == [("rate", "1037")]

@@ -193,9 +193,12 @@ def severity_of(score: np.ndarray, warn: np.ndarray, crit: np.ndarray) -> np.nda
 def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pending_until_t: int):
     """Flags of the rate and pending detectors for buckets >= from_t, the model (pass
     two: baselines without the buckets pass one found anomalous), and the (rows, T)
-    mask of the buckets found anomalous (spikes)."""
-    eligible = np.zeros(s.x.shape, dtype=bool)
-    eligible[:, max(from_t - 12, 0):] = True  # a little before from_t, so episodes crossing it start right
+    mask of the buckets found anomalous (spikes).
+
+    Every bucket read is scored, not only those from ``from_t``: the baselines and the
+    slow burn leave out the spikes of the whole history, so a run after a load
+    (``since``) agrees with a full backfill."""
+    eligible = np.ones(s.x.shape, dtype=bool)
     pending_rows = [i for i, c in enumerate(s.codes) if c == PENDING_CODE and s.sources[i] == TXN]
     if pending_rows:
         eligible[pending_rows, max(pending_until_t, 0):] = False
@@ -209,7 +212,9 @@ def rate_flags(s: Series, cfg: DetectSettings, *, first_t: int, from_t: int, pen
         model = RateModel(s, cfg, first_t, excluded)
         best = rate_scores(model, eligible, warn)
     sev = severity_of(best["score"], warn, crit)
-    return _route(s, cfg, model, best, sev), model, sev > 0
+    routed = sev.copy()
+    routed[:, :max(from_t - 12, 0)] = 0  # a little before from_t, so episodes crossing it start right
+    return _route(s, cfg, model, best, routed), model, sev > 0
 
 
 def _route(s: Series, cfg: DetectSettings, model: RateModel, best: dict, sev: np.ndarray) -> list[Flags]:
