@@ -147,6 +147,17 @@ def test_redaction_hides_secrets_for_everyone_and_phones_in_every_shape():
                                                       "amount": 10}}
 
 
+def test_a_number_the_log_got_wrong_is_masked_wherever_its_digits_appear():
+    """Refused requests keep numbers that are not mobile numbers (a landline, 00254...):
+    their national digits are masked in every field, not only where they appear whole."""
+    from mpesa_ops.dashboard import redact
+
+    text = '{"msisdn_raw": "0201234567", "result_desc": "Invalid MSISDN 254201234567", "note": "retry 201234567"}'
+    masked = redact.redact_text(text, phones=["0201234567"], hide_phones=True)
+    assert "1234" not in masked and masked.count("•••••567") == 2 and '"0201•••567"' in masked
+    assert "201234567" not in redact.redact_text("retry 00254201234567", phones=["00254201234567"], hide_phones=True)
+
+
 # --- the page (AppTest, SQLite) ---
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from mpesa_ops.ingest import fields
-
 HIDDEN = "•••"
 DOT = "•"
 SECRET_WORDS = ("linkid", "apikey", "secret", "token", "password", "authorization", "authorisation")
@@ -52,12 +50,18 @@ def mask_phone(msisdn: str | None) -> str:
     return s[:4] + DOT * (len(s) - 7) + s[-3:]
 
 
-def _kenyan(digits: str) -> str | None:
-    """254XXXXXXXXX when the digits are a Kenyan mobile number in a shape fields.msisdn reads, else None."""
-    try:
-        return fields.msisdn(digits)
-    except fields.FieldError:
-        return None
+def national(phone: str | None) -> str | None:
+    """The 9-digit national part of a Kenyan number in any common shape, else None.
+    Broader on purpose than fields.msisdn, which accepts only mobile numbers: what
+    is masked must include the numbers a log got wrong."""
+    digits = re.sub(r"\D", "", str(phone or ""))
+    if len(digits) == 14 and digits.startswith("00254"):
+        return digits[5:]
+    if len(digits) == 12 and digits.startswith("254"):
+        return digits[3:]
+    if len(digits) == 10 and digits.startswith("0"):
+        return digits[1:]
+    return digits if len(digits) == 9 else None
 
 
 def _mask_digits(text: str) -> str:
@@ -76,12 +80,11 @@ def mask_phones(text: str, phones: Iterable[str | None] = ()) -> str:
                            text)
     parts, whole = set(), set()
     for phone in wanted:
-        digits = re.sub(r"\D", "", phone)
-        number = _kenyan(digits)
-        if number:
-            parts.add(number[3:])  # the national 9 digits
-        elif len(digits) >= 7:
-            whole.add(digits)
+        part = national(phone)
+        if part:
+            parts.add(part)
+        elif len(re.sub(r"\D", "", phone)) >= 7:
+            whole.add(re.sub(r"\D", "", phone))
     for number in sorted(whole, key=len, reverse=True):
         text = text.replace(number, mask_phone(number))
     for part in sorted(parts):
