@@ -36,15 +36,19 @@ def load_secrets(path: Path | None = None) -> dict[str, Any]:
     path = path or secrets_path()
     try:
         st = path.stat()
-        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-        if key not in _parsed:
-            _parsed.clear()
-            _parsed[key] = _parse(path, path.read_bytes())
+        # ctime and the inode change on every write and every replacement, even one
+        # that keeps the size and copies the old mtime (cp -p, rsync)
+        key = (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        tables = _parsed.get(key)
+        if tables is None:
+            tables = _parse(path, path.read_bytes())
+            _parsed.clear()  # one file at a time; dashboard sessions may race here, harmlessly
+            _parsed[key] = tables
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the secrets file: {exc.strerror or exc}") from None
-    return copy.deepcopy(_parsed[key])
+    return copy.deepcopy(tables)
 
 
 def _parse(path: Path, data: bytes) -> dict[str, Any]:
