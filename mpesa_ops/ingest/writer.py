@@ -4,7 +4,9 @@ another core while the next batch is parsed (threads would fight over the GIL).
 It receives each batch as the changes it makes, plans them into statements, runs
 them in one transaction, and answers with the batch number once committed. It holds
 the store's load lock for its whole life: if the loading process is killed, the
-batches it already handed over still commit, and the next load waits until they have.
+batches the writer has already received still commit, in order, and the next load
+waits until they have. Batches still queued in the loading process die with it: the
+store then holds a prefix of the load, and running it again completes it.
 """
 
 from __future__ import annotations
@@ -127,4 +129,6 @@ class WriterProcess:
             self._proc.join(timeout=60)
         if self._proc.is_alive():
             self._proc.kill()
+            self._proc.join(timeout=5)
+            self._feeder.join(timeout=5)  # its stuck send fails now that the writer is gone
         self._conn.close()
