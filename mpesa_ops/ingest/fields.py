@@ -15,6 +15,7 @@ NAIROBI = timezone(timedelta(hours=3), "Africa/Nairobi")
 UTC = timezone.utc
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
+MIN_AMOUNT_CENTS = 100  # KES 1: the least a real payment can be
 MAX_AMOUNT_CENTS = 30_000_000  # KES 300,000: the gateway's upper bound for a valid request
 ABSURD_AMOUNT_CENTS = 100_000_000_000  # beyond this even a refused request's amount is garbage
 
@@ -88,7 +89,7 @@ def amount_cents(value, field: str = "amount", *, strict_range: bool = True) -> 
     pass strict_range=False there and only garbage is refused."""
     if value.__class__ is int:  # whole shillings: the common case
         cents = value * 100
-        if strict_range and not (100 <= cents <= MAX_AMOUNT_CENTS):
+        if strict_range and not (MIN_AMOUNT_CENTS <= cents <= MAX_AMOUNT_CENTS):
             raise FieldError(field, f"KES {value} is outside 1 to 300,000")
         if cents < 0 or cents > ABSURD_AMOUNT_CENTS:
             raise FieldError(field, f"KES {value} is not a possible amount")
@@ -134,7 +135,7 @@ def amount_cents(value, field: str = "amount", *, strict_range: bool = True) -> 
         cents = n // 10**shift
     if sign:
         cents = -cents
-    if strict_range and not (100 <= cents <= MAX_AMOUNT_CENTS):
+    if strict_range and not (MIN_AMOUNT_CENTS <= cents <= MAX_AMOUNT_CENTS):
         raise FieldError(field, f"KES {d} is outside 1 to 300,000")
     if cents < 0 or cents > ABSURD_AMOUNT_CENTS:
         raise FieldError(field, f"KES {d} is not a possible amount")
