@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Engine, String, and_, case, cast, func, literal, or_, select, text, union_all
+from sqlalchemy import Engine, String, and_, bindparam, case, cast, func, literal, or_, select, text, union_all
 
 from mpesa_ops import catalogue
 from mpesa_ops.ingest import fields
-from mpesa_ops.ingest.schema import (IMPOSSIBLE_AMOUNT, alerts, detection_runs, load_runs, result_events, transactions,
+from mpesa_ops.ingest.schema import (IMPOSSIBLE_AMOUNT, UtcDateTime, alerts, detection_runs, load_runs, result_events, transactions,
                                      txn_rollup_hour, txn_rollup_minute, webhook_deliveries)
 
 MINUTE_ROLLUP_MAX = timedelta(hours=12)  # longer ranges chart hours or days: they read hour rows
@@ -304,16 +304,18 @@ def impossible_amounts(engine: Engine, start: datetime, end: datetime, shortcode
     figures can leave them out. Only refused requests can hold them (the loader enforces
     the band on the rest). A read of the partial index ix_transactions_impossible_amount,
     whose condition (schema.IMPOSSIBLE_AMOUNT) the query states word for word; SQLite is
-    told to use it, as without statistics it would read every refusal of the range.
+    told to use it (INDEXED BY), as without statistics it picks an index that reads every
+    refusal of the range.
     Columns: status, outcome, attempts, amount_cents."""
-    t = transactions.c
-    cond = [text(IMPOSSIBLE_AMOUNT), t.created_at >= start, t.created_at < end]
+    hint = " INDEXED BY ix_transactions_impossible_amount" if engine.dialect.name == "sqlite" else ""
+    stmt = text(f"SELECT status, outcome, count(*), sum(amount_cents) FROM transactions{hint} "
+                f"WHERE {IMPOSSIBLE_AMOUNT} AND created_at >= :start AND created_at < :end"
+                + (" AND shortcode = :shortcode" if shortcode is not None else "")
+                + " GROUP BY status, outcome")
+    params = [bindparam("start", start, type_=UtcDateTime), bindparam("end", end, type_=UtcDateTime)]
     if shortcode is not None:
-        cond.append(t.shortcode == shortcode)
-    stmt = (select(t.status, t.outcome, func.count(), func.sum(t.amount_cents)).where(and_(*cond))
-            .group_by(t.status, t.outcome)
-            .with_hint(transactions, "INDEXED BY ix_transactions_impossible_amount", "sqlite"))
-    df = _frame(engine, stmt, ["status", "outcome", "attempts", "amount_cents"])
+        params.append(bindparam("shortcode", shortcode))
+    df = _frame(engine, stmt.bindparams(*params), ["status", "outcome", "attempts", "amount_cents"])
     return df.astype({"attempts": "int64", "amount_cents": "int64"})
 
 
