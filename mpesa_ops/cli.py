@@ -205,6 +205,7 @@ def _now() -> dt.datetime:
 
 
 def cmd_demo(args) -> int:
+    from mpesa_ops.ingest.fields import NAIROBI
     from mpesa_ops.ingest.simulate import simulate
     from mpesa_ops.ingest.summary import summary
 
@@ -214,7 +215,9 @@ def cmd_demo(args) -> int:
     if args.db is None:  # the demo store is rebuilt each time, so it always matches today's logs
         for suffix in ("", "-wal", "-shm"):
             Path(f"{folder / 'demo.db'}{suffix}").unlink(missing_ok=True)
-    start = dt.date.today() - dt.timedelta(days=args.days - 1)
+    now = _now()
+    # the simulator's days are Nairobi days: after 21:00 UTC, today there is tomorrow here
+    start = now.astimezone(NAIROBI).date() - dt.timedelta(days=args.days - 1)
     print(f"simulating {args.days} days of payments up to now into {logs} …", file=sys.stderr)
     try:
         if logs.exists():
@@ -222,7 +225,7 @@ def cmd_demo(args) -> int:
         # Ending now, as a live gateway's logs do (nothing from later today), with an
         # outage under way, so the dashboard opens on a live incident.
         written = simulate(logs, days=args.days, seed=args.seed, per_day=args.per_day, start=start,
-                           until=_now(), outage_at_until=True)
+                           until=now, outage_at_until=True)
     except OSError as exc:
         raise Failure(f"cannot write the demo logs to {logs}: {exc.strerror or exc}; choose another --dir") from None
     engine = _store(db)

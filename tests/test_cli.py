@@ -114,6 +114,27 @@ def test_demo_simulates_loads_and_summarises(capsys, tmp_path, monkeypatch):
     assert capsys.readouterr().out == out
 
 
+def test_demo_late_in_the_utc_day_still_ends_its_logs_now_with_the_outage(capsys, tmp_path, monkeypatch):
+    """At 22:30 UTC it is 01:30 the next day in Nairobi, the simulator's clock: the demo's
+    logs must reach that moment (they used to stop at Nairobi midnight, before the
+    outage the demo promises)."""
+    import datetime as dt
+
+    from mpesa_ops import cli
+
+    late = dt.datetime.combine(dt.date.today(), dt.time(22, 30), dt.timezone.utc)
+    monkeypatch.setattr(cli, "_now", lambda: late)
+    folder = tmp_path / "demo"
+    assert main(["demo", "--dir", str(folder), "--days", "2", "--per-day", "3000", "--seed", "3", "--no-dashboard"]) == 0
+    rows = [orjson.loads(line) for line in (folder / "logs" / "transactions.jsonl").read_bytes().splitlines()]
+    newest = max(dt.datetime.fromisoformat(r["created_at"]) for r in rows)
+    assert late - dt.timedelta(hours=1) < newest <= late
+    outage = [i for i in orjson.loads((folder / "logs" / "incidents.json").read_bytes()) if i["code"] == "9999"][-1]
+    assert dt.datetime.fromisoformat(outage["start"]) < late <= dt.datetime.fromisoformat(outage["end"])
+    assert any(r["result_code"] == 9999 and dt.datetime.fromisoformat(r["created_at"]) >=
+               dt.datetime.fromisoformat(outage["start"]) for r in rows)
+
+
 def test_ingest_of_simulated_logs_by_name_never_stores_the_webhook_secrets(capsys, tmp_path):
     from mpesa_ops.ingest.db import open_store
     from mpesa_ops.ingest.schema import rejected_records
